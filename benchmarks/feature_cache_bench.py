@@ -1,0 +1,86 @@
+"""Frozen-backbone feature cache: trial time with and without it, and the validation accuracy gap.
+
+    python benchmarks/feature_cache_bench.py [--data-dir ../shared/datasets/cats-and-dogs-small]
+        [--image-size 160] [--epochs 3] [--weights none] [--repeats 2]
+
+Runs the same frozen, non-augmented cats_vs_dogs trial (the real TrialRunner) end to end
+(option feature_cache=off) and on cached features: cold (features computed in that trial) and
+warm (features reused by the next trial). Writes benchmarks/results/feature_cache.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+PARAMS = {"augment": False, "pooling": "flatten", "dense_units": 64, "dropout": 0.0, "learning_rate": 1e-3,
+          "batch_size": 32, "fine_tune": False}
+
+
+def trial(task, data, epochs):  # type: ignore[no-untyped-def]
+    import optuna
+
+    from search._objective import TrialRunner
+
+    t = optuna.trial.FixedTrial(PARAMS)
+    t0 = time.perf_counter()
+    value = TrialRunner(task, data, max_epochs=epochs, seed=0)(t)
+    return time.perf_counter() - t0, value, bool(t.user_attrs.get("feature_cache"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "datasets" / "cats-and-dogs-small"))
+    ap.add_argument("--image-size", type=int, default=160)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--weights", default="none")
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    os.environ["HPSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="hpsearch-cache-bench-")
+    from objectives import get_task
+
+    task = get_task("cats_vs_dogs")
+    opts = {"weights": args.weights, "image_size": args.image_size}
+    e2e_data = task.load_data(args.data_dir, seed=0, options={**opts, "feature_cache": "off"})
+    cache_data = task.load_data(args.data_dir, seed=0, options=opts)
+    rows = {"end_to_end": [], "cached_cold": [], "cached_warm": []}
+    vals = {"end_to_end": [], "cached": []}
+    for r in range(args.repeats):
+        s, v, used = trial(task, e2e_data, args.epochs)
+        assert not used
+        rows["end_to_end"].append(s)
+        vals["end_to_end"].append(v)
+        s, v, used = trial(task, cache_data, args.epochs)
+        assert used
+        rows["cached_cold" if r == 0 else "cached_warm"].append(s)
+        vals["cached"].append(v)
+    s, v, _ = trial(task, cache_data, args.epochs)
+    rows["cached_warm"].append(s)
+    vals["cached"].append(v)
+    med = {k: statistics.median(v) for k, v in rows.items() if v}
+    out = {
+        "data": e2e_data.description, "image_size": args.image_size, "epochs": args.epochs, "weights": args.weights,
+        "seconds": rows, "median_seconds": med,
+        "speedup_warm": med["end_to_end"] / med["cached_warm"],
+        "speedup_cold": med["end_to_end"] / med["cached_cold"],
+        "val_accuracy": vals,
+        "val_accuracy_gap_points": 100 * abs(statistics.median(vals["end_to_end"]) - statistics.median(vals["cached"])),
+        "load": os.getloadavg(),
+    }
+    (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
+    (ROOT / "benchmarks" / "results" / "feature_cache.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,388 @@
+#!/usr/bin/env python
+"""Regenerate BENCHMARKS.md at the repository root from the JSON results in benchmarks/results/.
+
+    python benchmarks/make_report.py [--results benchmarks/results] [--out BENCHMARKS.md]
+
+Reads ``results/search/<task>/budget<B>/*.json`` (``search_bench.py``), ``results/overhead/*.json``
+(``overhead_bench.py``) and, when present, ``results/storage_bench.json``. Nothing is measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+import json
+import math
+from pathlib import Path
+import statistics
+import sys
+from typing import Any
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _machine  # noqa: E402
+
+
+METHOD_ORDER = ("hpsearch", "hpsearch-nobaseline", "tpe", "random", "kt-hyperband")
+METHOD_LABEL = {
+    "hpsearch": "hpsearch default (TPE mv + Hyperband + baselines)",
+    "hpsearch-nobaseline": "hpsearch `--no-baseline`",
+    "tpe": "Optuna TPE, no pruning",
+    "random": "Optuna random, no pruning",
+    "kt-hyperband": "Keras Tuner Hyperband",
+}
+GOAL_RATIO = 0.5
+ANYTIME = (0.25, 0.5)  # best-so-far reported at these fractions of the budget too
+SERVICE_GOAL_PCT = 2.0
+
+
+def label(method: str) -> str:
+    if method in METHOD_LABEL:
+        return METHOD_LABEL[method]
+    return f"hpsearch variant `{method.split(':', 1)[1]}`" if method.startswith("hpsearch:") else method
+
+
+# -- aggregation ----------------------------------------------------------------------------------
+def median_inf(values: list[float | None]) -> float | None:
+    """Median with ``None`` (never reached) as +inf; ``None`` when the median itself is +inf."""
+    xs = sorted(math.inf if v is None else v for v in values)
+    if not xs:
+        return None
+    m = statistics.median(xs)
+    return None if math.isinf(m) else m
+
+
+def spread(values: list[float | None]) -> tuple[float | None, float | None]:
+    xs = [math.inf if v is None else v for v in values]
+    if not xs:
+        return None, None
+    lo, hi = min(xs), max(xs)
+    return (None if math.isinf(lo) else lo), (None if math.isinf(hi) else hi)
+
+
+def load_search(results: Path) -> dict[tuple[str, float], dict[str, list[dict[str, Any]]]]:
+    groups: dict[tuple[str, float], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted((results / "search").glob("*/budget*/*.json")):
+        r = json.loads(path.read_text())
+        if r.get("kind") != "search":
+            continue
+        groups[(r["task"], float(r["budget_s"]))][r["method"]].append(r)
+    return groups
+
+
+def aggregate_method(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    runs = sorted(runs, key=lambda r: r["seed"])
+    targets = [f"{t:.2f}" for t in runs[0]["targets"]]
+    out: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "n": len(runs), "ttt": {}}
+    for t in targets:
+        vals = [r["time_to_target"].get(t) for r in runs]
+        lo, hi = spread(vals)
+        out["ttt"][t] = {"median": median_inf(vals), "min": lo, "max": hi,
+                         "reached": sum(v is not None for v in vals), "values": vals}
+    best = [r["best_val_accuracy"] for r in runs if r["best_val_accuracy"] is not None]
+    out["best"] = {"median": statistics.median(best) if best else None, "min": min(best, default=None),
+                   "max": max(best, default=None), "values": [r["best_val_accuracy"] for r in runs]}
+    budget = runs[0]["budget_s"]
+    out["anytime"] = {}
+    for frac in ANYTIME:
+        at = budget * frac
+        vals = [max((v for t, v in r["series"] if t <= at), default=None) for r in runs]
+        got = [v for v in vals if v is not None]
+        out["anytime"][frac] = statistics.median(got) if len(got) == len(vals) and got else None
+    for k in ("epochs_run", "trials_complete", "trials_pruned", "trials_failed"):
+        out[k] = statistics.median([r[k] for r in runs])
+        out[k + "_range"] = (min(r[k] for r in runs), max(r[k] for r in runs))
+    out["load1_mean"] = statistics.median([r["load"]["load1_mean"] for r in runs])
+    out["load1_range"] = (min(r["load"]["load1_min"] for r in runs), max(r["load"]["load1_max"] for r in runs))
+    out["cpu_share"] = statistics.median([r["cpu_share"] or 0 for r in runs])
+    out["errors"] = [e for r in runs for e in r.get("errors", [])]
+    return out
+
+
+# -- formatting -----------------------------------------------------------------------------------
+def fs(v: float | None, unit: str = " s") -> str:
+    return "never" if v is None else f"{v:.0f}{unit}"
+
+
+def ttt_cell(a: dict[str, Any], budget: float) -> str:
+    if a["reached"] == 0:
+        return f"never (0/{len(a['values'])})"
+    med = fs(a["median"])
+    if a["median"] is None:
+        med = f"> {budget:g} s"
+    rng = f"{fs(a['min'], '')}–{fs(a['max'], '')}" if a["values"] and len(a["values"]) > 1 else ""
+    return f"{med} ({rng}; {a['reached']}/{len(a['values'])})" if rng else f"{med} ({a['reached']}/{len(a['values'])})"
+
+
+def acc(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def ratio_text(num: float | None, den: float | None, budget: float) -> tuple[str, float | None, bool | None]:
+    """(text, ratio or bound, met?) for num/den where None means 'not reached within the budget'."""
+    if num is None and den is None:
+        return f"neither reached it within {budget:g} s", None, False
+    if num is None:
+        return f"hpsearch did not reach it (> {budget:g} s)", None, False
+    if den is None:
+        bound = num / budget
+        return f"< {bound:.2f} (the other never reached it in {budget:g} s)", bound, bound <= GOAL_RATIO
+    r = num / den
+    return f"{r:.2f}", r, r <= GOAL_RATIO
+
+
+def search_section(task: str, budget: float, by_method: dict[str, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    methods = [m for m in METHOD_ORDER if m in by_method] + sorted(m for m in by_method if m not in METHOD_ORDER)
+    agg = {m: aggregate_method(by_method[m]) for m in methods}
+    any_run = by_method[methods[0]][0]
+    targets = [f"{t:.2f}" for t in any_run["targets"]]
+    mid = targets[len(targets) // 2]
+    seeds = sorted({s for m in methods for s in agg[m]["seeds"]})
+    lines = [
+        f"### {task}: budget {budget:g} s per run, seeds {', '.join(map(str, seeds))}",
+        "",
+        f"Data: {any_run.get('data')}; at most {any_run['max_epochs']} epochs per trial. Every run is a fresh "
+        f"process, stopped hard at {budget:g} s after its clock started (data already loaded). Time to a "
+        "target: median over seeds (min–max; seeds that reached it / seeds), epoch resolution; "
+        "a seed that never reached it counts as +∞ in the median.",
+        "",
+        "| method | " + " | ".join(f"time to {t}" for t in targets)
+        + "".join(f" | best at {budget * f:g} s" for f in ANYTIME)
+        + f" | best val acc at {budget:g} s: median (min–max) | epochs | trials complete / pruned / failed | load (1 min) |",
+        "|---|" + "---:|" * (len(targets) + len(ANYTIME)) + "---:|---:|---:|---:|",
+    ]
+    for m in methods:
+        a = agg[m]
+        b = a["best"]
+        lines.append(
+            f"| {label(m)} | " + " | ".join(ttt_cell(a["ttt"][t], budget) for t in targets)
+            + "".join(f" | {acc(a['anytime'][f])}" for f in ANYTIME)
+            + f" | {acc(b['median'])} ({acc(b['min'])}–{acc(b['max'])}) | {a['epochs_run']:.0f}"
+            f" | {a['trials_complete']:.0f} / {a['trials_pruned']:.0f} / {a['trials_failed']:.0f}"
+            f" | {a['load1_mean']:.1f} ({a['load1_range'][0]:.1f}–{a['load1_range'][1]:.1f}) |"
+        )
+    lines.append("")
+    # per seed detail
+    lines += ["<details><summary>Per seed</summary>", "",
+              "| method | seed | " + " | ".join(f"to {t}" for t in targets) + " | best | epochs | C / P / F | load mean | CPU share |",
+              "|---|---:|" + "---:|" * len(targets) + "---:|---:|---:|---:|---:|"]
+    for m in methods:
+        for r in sorted(by_method[m], key=lambda r: r["seed"]):
+            lines.append(
+                f"| {m} | {r['seed']} | " + " | ".join(fs(r["time_to_target"].get(t)) for t in targets)
+                + f" | {acc(r['best_val_accuracy'])} | {r['epochs_run']} | {r['trials_complete']} / "
+                f"{r['trials_pruned']} / {r['trials_failed']} | {r['load']['load1_mean']:.1f} | {r['cpu_share']} |"
+            )
+    lines += ["", "</details>", ""]
+
+    verdict: dict[str, Any] = {"task": task, "budget": budget, "middle_target": mid}
+    if "hpsearch" in agg:
+        h = agg["hpsearch"]["ttt"][mid]["median"]
+        lines.append(f"Ratios of median time to the middle target {mid} (goal ≤ {GOAL_RATIO}):")
+        lines.append("")
+        for other, name in (("kt-hyperband", "Keras Tuner Hyperband"), ("tpe", "unpruned TPE")):
+            if other in agg:
+                text, r, ok = ratio_text(h, agg[other]["ttt"][mid]["median"], budget)
+                verdict[f"ratio_vs_{other}"] = {"text": text, "ratio": r, "met": ok}
+                mark = "" if ok is None else (" ✓" if ok else " ✗")
+                lines.append(f"- hpsearch default / {name}: {text}{mark}")
+        low = targets[0]
+        hl = agg["hpsearch"]["ttt"][low]["median"]
+        for other, name in (("kt-hyperband", "Keras Tuner Hyperband"), ("tpe", "unpruned TPE")):
+            if other in agg and low != mid:
+                text, r, ok = ratio_text(hl, agg[other]["ttt"][low]["median"], budget)
+                verdict[f"ratio_low_vs_{other}"] = {"text": text, "ratio": r}
+                lines.append(f"- (lowest target {low}, for information) hpsearch default / {name}: {text}")
+        best_h = agg["hpsearch"]["best"]["median"]
+        others = {m: agg[m]["best"]["median"] for m in methods if m != "hpsearch" and m in METHOD_ORDER}
+        beaten = {m: v for m, v in others.items() if v is not None and best_h is not None and v > best_h}
+        verdict["best_at_budget"] = {"hpsearch": best_h, "others": others, "met": not beaten}
+        lines.append(
+            f"- best val accuracy at the budget, median: hpsearch default {acc(best_h)} vs "
+            + ", ".join(f"{m} {acc(v)}" for m, v in others.items())
+            + (" ✓ (at least as high as every other)" if not beaten else f" ✗ (higher: {', '.join(beaten)})")
+        )
+        if "hpsearch-nobaseline" in agg and "tpe" in agg:
+            nb = agg["hpsearch-nobaseline"]["ttt"][mid]["median"]
+            tp = agg["tpe"]["ttt"][mid]["median"]
+            if nb is None and tp is None:
+                ok, text = None, "neither reached it"
+            elif nb is None:
+                ok, text = False, f"no-baseline never reached it; TPE {fs(tp)}"
+            elif tp is None:
+                ok, text = True, f"no-baseline {fs(nb)}; TPE never"
+            else:
+                ok, text = nb <= tp, f"no-baseline {fs(nb)} vs TPE {fs(tp)}"
+            verdict["nobaseline_vs_tpe"] = {"text": text, "met": ok}
+            lines.append(f"- `--no-baseline` no slower than unpruned TPE to {mid}: {text}"
+                         + ("" if ok is None else (" ✓" if ok else " ✗")))
+        lines.append("")
+    errs = [e for m in methods for e in agg[m]["errors"]]
+    if errs:
+        lines += ["Errors:", ""] + [f"- `{e[:300]}`" for e in errs] + [""]
+    return "\n".join(lines), verdict
+
+
+def overhead_section(r: dict[str, Any]) -> str:
+    s = r["summary"]
+    lines = [
+        f"### Per-trial cost: {r['config']}, {r['epochs']} epochs",
+        "",
+        f"`{r['command']}`: {r['repeats']} processes per mode (interleaved), each 1 warm-up trial + "
+        f"{r['trials_per_process']} measured trials; medians over the measured trials. `-orig`: "
+        f"`search/_objective.py` as of {r['orig_ref']} (before the change described below). Load during "
+        f"the run: mean {r['load']['load1_mean']} (min {r['load']['load1_min']}, max {r['load']['load1_max']}).",
+        "",
+        "| mode | trial s (min–max) | vs bare s (%) | service s (% of bare) | storage s (calls) | clear_session + gc s "
+        "| build s | first epoch s | later epoch s | tracing s | report + should_prune ms/epoch | user-attr writes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def f(v: Any, d: int = 3) -> str:
+        return "-" if v is None else f"{v:.{d}f}"
+
+    for m in r["modes"]:
+        if m not in s:
+            continue
+        x = s[m]
+        vs = "-" if "overhead_total_s" not in x else f"{x['overhead_total_s']:+.2f} ({x['overhead_total_pct']:+.1f} %)"
+        svc = "-" if "service_pct" not in x else f"{x['service_s']:.3f} ({x['service_pct']:.2f} %)"
+        sto = "-" if x.get("storage_s") is None else f"{x['storage_s']:.3f} ({x['storage_calls']:.0f})"
+        lines.append(
+            f"| {m} | {f(x['iteration_s'], 2)} ({f(x['iteration_min_s'], 2)}–{f(x['iteration_max_s'], 2)}) | {vs} | {svc} | {sto} "
+            f"| {f(x.get('clear_gc_s'))} | {f(x['build_s'])} | {f(x['epoch_first_s'], 2)} | {f(x['epoch_later_s'], 2)} "
+            f"| {f(x['tracing_s'], 2)} | {f(x.get('report_ms_per_epoch'), 1)} | {f(x.get('set_user_attr_s_n'), 0)} |"
+        )
+    lines.append("")
+    pg = s.get("postgresql")
+    if pg and "service_pct" in pg:
+        ok = pg["service_pct"] <= SERVICE_GOAL_PCT
+        lines.append(
+            f"Goal \"service overhead ≤ {SERVICE_GOAL_PCT:g} % of a trial's time on PostgreSQL\": service "
+            f"{pg['service_s']:.3f} s = {pg['service_pct']:.2f} % of the bare trial → "
+            + ("**met**" if ok else "**not met**")
+            + f". Whole-trial difference (includes clear_session + gc and the machine's noise): "
+            f"{pg['overhead_total_s']:+.2f} s ({pg['overhead_total_pct']:+.1f} %)."
+        )
+        lines.append("")
+        # the service cost splits into a per-trial part and a per-epoch part (report + should_prune):
+        # project it onto a full-length trial of the same model
+        per_epoch = pg["report_ms_per_epoch"] / 1e3
+        fixed = pg["service_s"] - per_epoch * r["epochs"]
+        b = s.get("bare", {})
+        if b.get("epoch_first_s") is not None and b.get("epoch_later_s") is not None:
+            lines.append("Projection (PostgreSQL service = a per-trial part + a per-epoch part; bare trial = build + "
+                         "first epoch + later epochs):")
+            lines.append("")
+            for n in (3, 10, 30):
+                trial = (b["build_s"] or 0) + b["epoch_first_s"] + (n - 1) * b["epoch_later_s"]
+                svc = fixed + n * per_epoch
+                lines.append(f"- {n} epochs: service {svc:.3f} s of a {trial:.1f} s trial = {100 * svc / trial:.2f} %")
+            lines.append(f"- per trial {fixed:.3f} s, per epoch {1e3 * per_epoch:.1f} ms (the epoch itself: "
+                         f"{b['epoch_later_s']:.2f} s, so the per-epoch part alone is "
+                         f"{100 * per_epoch / b['epoch_later_s']:.1f} %)")
+            lines.append("")
+        calls = pg.get("storage_by_call")
+        if calls:
+            lines += ["Storage calls of one PostgreSQL trial (mean per trial; `loop:` in the worker loop, `runner:` "
+                      "inside the trial):", "", "| call | calls | ms |", "|---|---:|---:|"]
+            for name, c in list(calls.items())[:12]:
+                lines.append(f"| `{name}` | {c['calls']:g} | {c['ms']:.1f} |")
+            lines.append("")
+    bare, spe = s.get("bare"), s.get("bare-spe32")
+    if bare and spe and bare.get("epoch_later_s") and spe.get("epoch_later_s"):
+        lines.append(f"`steps_per_execution=32` (same model, same numbers): later epochs {spe['epoch_later_s']:.2f} s vs "
+                     f"{bare['epoch_later_s']:.2f} s ({100 * (spe['epoch_later_s'] / bare['epoch_later_s'] - 1):+.0f} %), "
+                     f"whole trial {spe['iteration_s']:.2f} s vs {bare['iteration_s']:.2f} s.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def machine_block(m: dict[str, Any]) -> str:
+    v = m.get("versions", {})
+    return (
+        f"{m.get('nproc')} CPU cores ({m.get('cpu_model')}), {m.get('memory_gib')} GiB memory, shared with other "
+        f"engineers' jobs; Python {v.get('python')}, TensorFlow {v.get('tensorflow')}, Keras {v.get('keras')}, "
+        f"Optuna {v.get('optuna')}, optuna-integration {v.get('optuna-integration')}, "
+        f"Keras Tuner {v.get('keras-tuner')}, SQLAlchemy {v.get('sqlalchemy')}; {m.get('platform')}"
+    )
+
+
+def build(results: Path) -> str:
+    groups = load_search(results)
+    overhead = [json.loads(p.read_text()) for p in sorted((results / "overhead").glob("*.json"))]
+    all_runs = [r for g in groups.values() for runs in g.values() for r in runs]
+    machines = [r["machine"] for r in all_runs] + [o["machine"] for o in overhead]
+    dates = sorted(m["date"] for m in machines)
+    out = [
+        "# hpsearch benchmarks",
+        "",
+        "Generated by `python benchmarks/make_report.py` from the JSON files in `benchmarks/results/`; do not edit",
+        "by hand. **Regenerate everything (measure, then write this file) with one command:**",
+        "",
+        "```bash",
+        ".venv/bin/python benchmarks/run_all.py            # the issue's full protocol: MNIST 420 s, CIFAR 900 s, seeds 0,1,2",
+        "```",
+        "",
+        "What ran for the tables below (about 2 hours in all), each table's budget in its heading:",
+        "",
+        "```bash",
+        ".venv/bin/python benchmarks/run_all.py --mnist-budget 120 --cifar-budget 180 --cifar-seeds 0",
+        ".venv/bin/python benchmarks/search_bench.py --task mnist_mlp --budget 120 --methods hpsearch:startup=4,hpsearch:pruner=none",
+        ".venv/bin/python benchmarks/search_bench.py --task mnist_mlp --budget 300 --seeds 0,1 --methods hpsearch,tpe,kt-hyperband",
+        ".venv/bin/python benchmarks/make_report.py   # only rewrites this file from benchmarks/results/",
+        "```",
+        "",
+        "Benchmarks are scripts, not tests: CI's `pytest -m \"not slow and not bench\"` never runs them.",
+        "",
+    ]
+    if machines:
+        out += ["## Machine", "", machine_block(machines[-1]) + ".", "",
+                f"Measured {dates[0]} … {dates[-1]} (UTC). Load averages are per table and per run below; "
+                "the machine has 2 cores and other jobs ran at the same time, so absolute seconds are noisy and "
+                "comparisons hold only within a table.", ""]
+    verdicts = []
+    if groups:
+        out += ["## Search strategies: same space, same wall-clock budget", "",
+                "Produced by `benchmarks/search_bench.py` (its docstring has the full protocol). Methods: hpsearch's "
+                "default through its own SQLite study and worker (`create_study` + `run_worker`: TPE multivariate with "
+                "constant liar, Hyperband min 1 / max = max epochs / factor 3, the task's seed-notebook baselines "
+                "enqueued first); the same with `--no-baseline`; plain Optuna TPE and random search without "
+                "pruning (`study.optimize(timeout=budget)`, plain `model.fit`); Keras Tuner's Hyperband (factor 3, "
+                "same max epochs, the same space as `kt.HyperParameters`). All use the task's `build_model`, the "
+                "same split and the same max epochs.", ""]
+        for (task, budget) in sorted(groups, key=lambda k: (k[0] != "mnist_mlp", k[0], k[1])):
+            text, verdict = search_section(task, budget, groups[(task, budget)])
+            out += [text, ""]
+            verdicts.append(verdict)
+    if overhead:
+        out += ["## Per-trial fixed cost and service overhead", "",
+                "Produced by `benchmarks/overhead_bench.py` (its docstring defines each column). *Service* = the "
+                "worker loop outside the trial's training (ask, tell, heartbeat thread start/stop, stale sweeps, "
+                "cap checks) + the storage work inside it (suggest, `trial.report` + `should_prune` per epoch, "
+                "user-attr writes), timed directly; *vs bare* = whole hpsearch trial minus a bare "
+                "`build_model` + `fit` trial.", ""]
+        for o in overhead:
+            out += [overhead_section(o), ""]
+    notes = _machine.ROOT / "benchmarks" / "NOTES.md"
+    if notes.exists():  # hand-written analysis, kept beside the generated tables
+        out += [notes.read_text().rstrip(), ""]
+    storage = results / "storage_bench.md"
+    if storage.exists():
+        out += ["## Storage", "", f"See `benchmarks/results/storage_bench.md` (`benchmarks/storage_bench.py`).", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", default=str(_machine.RESULTS))
+    ap.add_argument("--out", default=str(_machine.ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args(argv)
+    text = build(Path(args.results))
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Tasks: one module per model family, all with the same small contract (see ``_base``).
+
+``get_task(name)`` resolves a built-in name, an installed plug-in (entry-point group
+``hpsearch.tasks``) or ``package.module:attr``; ``list_tasks()`` lists what is available without
+importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+from objectives._base import ArrayData
+from objectives._base import Data
+from objectives._base import DataSpec
+from objectives._base import FitInputs
+from objectives._base import TaskError
+from objectives._base import TaskOption
+from objectives._registry import get_task
+from objectives._registry import list_tasks
+from objectives._registry import task_options
+from objectives._registry import validate_params
+
+
+__all__ = [
+    "ArrayData",
+    "Data",
+    "DataSpec",
+    "FitInputs",
+    "TaskError",
+    "TaskOption",
+    "get_task",
+    "list_tasks",
+    "task_options",
+    "validate_params",
+]

@@ -1,0 +1,163 @@
+"""The task contract every ``objectives/<task>.py`` module (or plug-in object) follows.
+
+A task is any object (a module is fine) with these attributes:
+
+``name: str``                  the name users type (``--task NAME``)
+``description: str``           one line for ``hpsearch tasks``
+``baselines: list[dict]``      the seed notebooks' own configurations, as plain params dicts
+``load_data(data_dir, *, seed, options) -> Data``
+                               train / validation / test, split with ``seed``; loaded once per worker
+``search_space(trial) -> dict``
+                               the ONLY function that touches an Optuna trial
+``build_model(params, spec) -> keras.Model``
+                               a compiled model from a plain params dict; no Optuna needed
+
+Optional:
+``options: dict[str, TaskOption]`` task settings chosen at ``create`` time (``--weights none``...)
+``fit_inputs(data, params, *, seed) -> (FitInputs, FitInputs)``
+                               override how params turn data into fit() inputs (train, val)
+``search_model(params, data, *, seed) -> (model, FitInputs, FitInputs) | None``
+                               during search only: a cheaper equivalent trial (the backbone tasks
+                               train the head alone on cached backbone features); None = the
+                               normal path. Final training always uses ``build_model``.
+
+Task modules import TensorFlow / Keras lazily (inside functions) so that ``hpsearch --help`` and
+``hpsearch tasks`` stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import numpy as np
+
+
+class TaskError(Exception):
+    """A task cannot run with what it was given (bad data directory, bad option...).
+
+    The message names the problem and the fix; the CLI prints it on one line and exits 2.
+    """
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """A task setting fixed per study (recorded in the study, reused by ``train``)."""
+
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    parse: Callable[[str], Any] = str
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model builder needs to know about the data, plus the study's task options."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: tuple[str, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FitInputs:
+    """Keyword arguments for ``model.fit`` / ``evaluate`` / ``predict`` of one split."""
+
+    x: Any
+    y: Any = None
+    batch_size: int | None = None
+
+
+class Data:
+    """A task's data, loaded once per worker and reused by every trial.
+
+    Subclasses provide ``inputs(split, batch_size, shuffle, seed)``, ``labels(split)`` and
+    ``images(split, indices)`` (for plots). ``description`` says exactly which split was used.
+    """
+
+    spec: DataSpec
+    description: str
+    sizes: dict[str, int]
+
+    def inputs(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> FitInputs:
+        raise NotImplementedError
+
+    def labels(self, split: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def images(self, split: str, indices: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ArrayData(Data):
+    """In-memory arrays (MNIST, digits, CIFAR-10): ``x`` float32 in [0, 1], ``y`` int labels."""
+
+    def __init__(
+        self,
+        *,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        class_names: tuple[str, ...],
+        description: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._splits = {
+            "train": (x_train, y_train.astype("int64")),
+            "val": (x_val, y_val.astype("int64")),
+            "test": (x_test, y_test.astype("int64")),
+        }
+        self.spec = DataSpec(
+            input_shape=tuple(int(d) for d in x_train.shape[1:]),
+            num_classes=len(class_names),
+            class_names=tuple(class_names),
+            options=dict(options or {}),
+        )
+        self.description = description
+        self.sizes = {k: int(len(v[1])) for k, v in self._splits.items()}
+
+    def inputs(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> FitInputs:
+        x, y = self._splits[split]
+        # Keras shuffles arrays itself (seeded through keras.utils.set_random_seed).
+        return FitInputs(x=x, y=y, batch_size=batch_size)
+
+    def labels(self, split: str) -> np.ndarray:
+        return self._splits[split][1]
+
+    def images(self, split: str, indices: np.ndarray) -> np.ndarray:
+        return self._splits[split][0][indices]
+
+    def merged(self, splits: tuple[str, ...]) -> ArrayData:
+        """A copy whose ``train`` is the concatenation of ``splits`` (``train --train-on train+val``)."""
+        xs = np.concatenate([self._splits[s][0] for s in splits])
+        ys = np.concatenate([self._splits[s][1] for s in splits])
+        return ArrayData(
+            x_train=xs,
+            y_train=ys,
+            x_val=self._splits["val"][0],
+            y_val=self._splits["val"][1],
+            x_test=self._splits["test"][0],
+            y_test=self._splits["test"][1],
+            class_names=self.spec.class_names,
+            description=self.description + f"; trained on {'+'.join(splits)}",
+            options=self.spec.options,
+        )
+
+
+def seeded_split(n: int, sizes: tuple[int, ...], seed: int) -> list[np.ndarray]:
+    """Indices of a seeded permutation of ``range(n)`` cut into consecutive parts of ``sizes``."""
+    if sum(sizes) > n:
+        raise TaskError(f"cannot split {n} examples into {sizes}: not enough data")
+    perm = np.random.default_rng(seed).permutation(n)
+    out, start = [], 0
+    for s in sizes:
+        out.append(perm[start : start + s])
+        start += s
+    return out

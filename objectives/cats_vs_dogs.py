@@ -1,0 +1,113 @@
+"""Cats vs dogs with a frozen MobileNetV2 (the transfer-learning notebook: 97% validation accuracy).
+
+Data: ``train/{cats,dogs}`` and ``validation/{cats,dogs}`` (the ``cats_and_dogs_filtered`` layout;
+``--data-dir`` may also be its parent). The test set is a seeded fifth of the validation images,
+as in the notebook, unless a ``test/`` folder exists. Without ``--data-dir`` the notebook's
+``cats_and_dogs_filtered.zip`` is downloaded once by ``keras.utils.get_file``. Images are
+resized to ``image_size`` (default 160, the notebook's); unreadable files are skipped and counted.
+
+Model: RandomFlip(``flip``) -> RandomRotation(``rotation``) -> MobileNetV2 ``preprocess_input``
+-> MobileNetV2 without top (``weights`` option; frozen, or its top ``fine_tune_layers`` layers
+trainable) -> ``pooling`` (flatten | global average) -> [Dense(``dense_units``, relu)] ->
+Dropout(``dropout``) -> Dense(classes, softmax); adam.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import sys
+from typing import Any
+
+from objectives import _backbones
+from objectives._base import DataSpec
+from objectives._base import TaskError
+
+
+name = "cats_vs_dogs"
+description = "cats vs dogs photos (image folders), frozen MobileNetV2 + augmentation + head (transfer-learning notebook)"
+
+BACKBONE = "MobileNetV2"
+URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
+
+options = _backbones.backbone_options(160)
+
+# The notebook's configuration: flip horizontal + rotation 0.2, frozen MobileNetV2, flatten,
+# Dense 64 relu, Dense 2; adam (Keras' default learning rate 1e-3), batch 32 (the notebook's
+# BATCH_SIZE), 20 epochs (the study's --max-epochs): 97% validation accuracy.
+baselines: list[dict[str, Any]] = [
+    {"augment": True, "flip": "horizontal", "rotation": 0.2, "pooling": "flatten", "dense_units": 64,
+     "dropout": 0.0, "learning_rate": 1e-3, "batch_size": 32, "fine_tune": False},
+]
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    """Augmentation and fine-tuning are switched on or off as a whole, so that trials with neither
+    (a sizeable share) train on cached backbone features (objectives/_feature_cache.py)."""
+    params: dict[str, Any] = {"augment": trial.suggest_categorical("augment", [True, False])}
+    if params["augment"]:
+        params["flip"] = trial.suggest_categorical("flip", ["none", "horizontal", "horizontal_and_vertical"])
+        params["rotation"] = trial.suggest_float("rotation", 0.0, 0.3)
+    params.update({
+        "pooling": trial.suggest_categorical("pooling", ["flatten", "avg"]),
+        "dense_units": trial.suggest_int("dense_units", 0, 256, step=32),  # 0 = no hidden dense layer
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
+        "batch_size": trial.suggest_int("batch_size", 16, 64, log=True),
+        "fine_tune": trial.suggest_categorical("fine_tune", [False, True]),  # False = frozen backbone
+    })
+    if params["fine_tune"]:
+        params["fine_tune_layers"] = trial.suggest_int("fine_tune_layers", 10, 60, step=10)
+    return params
+
+
+def _download() -> Path:
+    import keras
+
+    try:
+        path = keras.utils.get_file("cats_and_dogs_filtered.zip", origin=URL, extract=True)
+    except Exception as e:
+        raise TaskError(
+            f"cannot download cats_and_dogs_filtered.zip ({' '.join(str(e).split())[:200]}); give --data-dir "
+            "a folder with train/{cats,dogs} and validation/{cats,dogs}"
+        ) from None
+    p = Path(path)
+    for d in (p, p / "cats_and_dogs_filtered", p.parent / "cats_and_dogs_filtered"):
+        if (d / "train").is_dir():
+            return d
+    raise TaskError(f"the downloaded archive at {p} has no train/ folder; give --data-dir instead")
+
+
+def data_root(data_dir: str | None) -> Path:
+    if data_dir is None:
+        return _download()
+    d = Path(data_dir)
+    if not (d / "train").is_dir() and (d / "cats_and_dogs_filtered" / "train").is_dir():
+        d = d / "cats_and_dogs_filtered"
+    if not (d / "train").is_dir():
+        raise TaskError(
+            f"no train/ folder in {d}: expected train/{{cats,dogs}} and validation/{{cats,dogs}} "
+            "(the cats_and_dogs_filtered layout); fix --data-dir"
+        )
+    return d
+
+
+def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
+    from objectives._images import folder_data
+    from objectives._registry import task_options
+
+    opts = task_options(sys.modules[__name__], options or {})
+    data = folder_data(data_root(data_dir), seed=seed, image_size=opts["image_size"], options=opts,
+                       what="cats vs dogs")
+    _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
+    return data
+
+
+def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+    return _backbones.classifier(params, spec, BACKBONE)
+
+
+def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
+    """Head-only training on cached backbone features when the trial allows it (else None)."""
+    from objectives._feature_cache import head_trial
+
+    return head_trial(params, data, BACKBONE, seed=seed)

@@ -1,0 +1,62 @@
+"""scikit-learn's bundled 8x8 digits: real data that needs no download (demos, fast tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from objectives._base import ArrayData
+from objectives._base import DataSpec
+from objectives._base import seeded_split
+
+
+name = "digits"
+description = "scikit-learn's bundled 8x8 digits (1,797 images, no download), small MLP; for demos and tests"
+
+SPLIT = (1257, 270, 270)  # train / val / test of a seeded permutation of the 1,797 images
+
+baselines: list[dict[str, Any]] = [
+    {"n_layers": 1, "units_0": 64, "activation": "relu", "dropout": 0.1,
+     "optimizer": "adam", "learning_rate": 1e-2, "batch_size": 32},
+]
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    n_layers = trial.suggest_int("n_layers", 0, 2)
+    params: dict[str, Any] = {"n_layers": n_layers}
+    for i in range(n_layers):
+        params[f"units_{i}"] = trial.suggest_int(f"units_{i}", 8, 128, log=True)
+    if n_layers:
+        params["activation"] = trial.suggest_categorical("activation", ["relu", "tanh"])
+        params["dropout"] = trial.suggest_float("dropout", 0.0, 0.5)
+    params["optimizer"] = trial.suggest_categorical("optimizer", ["adam", "sgd"])
+    params["learning_rate"] = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+    params["batch_size"] = trial.suggest_int("batch_size", 16, 128, log=True)
+    return params
+
+
+def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, Any] | None = None) -> ArrayData:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype("float32")  # (1797, 8, 8), pixel values 0..16
+    y = bunch.target
+    tr, va, te = seeded_split(len(x), SPLIT, seed)
+    return ArrayData(
+        x_train=x[tr], y_train=y[tr], x_val=x[va], y_val=y[va], x_test=x[te], y_test=y[te],
+        class_names=tuple(str(i) for i in range(10)),
+        description=f"sklearn digits: seeded split (seed {seed}) {SPLIT[0]}/{SPLIT[1]}/{SPLIT[2]}",
+        options=options,
+    )
+
+
+def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+    import keras
+
+    from objectives._keras import compile_classifier
+    from objectives._keras import dense_stack
+
+    inputs = keras.Input(spec.input_shape)
+    x = keras.layers.Flatten()(inputs)
+    x = dense_stack(x, params)
+    outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
+    return compile_classifier(keras.Model(inputs, outputs), params, spec.num_classes)

@@ -1,0 +1,6 @@
+import sys
+
+from search.cli import main
+
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""Start, watch and stop local worker processes (``hpsearch run`` and ``hpsearch launch``).
+
+Each worker is ``python -m search worker --study NAME ...`` with its GPU slot in
+``CUDA_VISIBLE_DEVICES`` and TensorFlow memory growth on (``TF_FORCE_GPU_ALLOW_GROWTH``), so several
+workers share one GPU. The storage URL travels in the environment, never on a command line (where
+``ps`` would show its password). Workers print one line per finished trial, prefixed with their
+id; lines are short and flushed whole, so the merged log stays line-atomic. A worker that crashes
+(killed, or an unexpected exit code) is restarted, at most ``max_restarts`` times per slot;
+exit 0 (budget spent), 2 (bad configuration) and 3 (too many failed trials) are final.
+Ctrl-C or SIGTERM sends SIGTERM to every worker; each ends its trial as FAIL (re-enqueued) and exits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+FINAL_EXIT_CODES = (0, 2, 3)
+
+
+@dataclass
+class Slot:
+    index: int
+    gpu: str | None  # the value of CUDA_VISIBLE_DEVICES; "" hides every GPU
+    worker_id: str
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    returncode: int | None = None
+
+
+def detect_gpus() -> list[str]:
+    """GPU ids without importing TensorFlow: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi -L``."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in (x.strip() for x in visible.split(",")) if g and g != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def plan_slots(gpus: list[str], per_gpu: int, cpu_workers: int) -> list[Slot]:
+    """One slot per (GPU, k); with no GPU, ``cpu_workers`` CPU slots with GPUs hidden."""
+    slots: list[Slot] = []
+    if gpus:
+        for g in gpus:
+            for _ in range(per_gpu):
+                i = len(slots)
+                slots.append(Slot(i, g, f"gpu{g}-w{i}"))
+    else:
+        for i in range(cpu_workers):
+            slots.append(Slot(i, "" if cpu_workers > 0 else None, f"w{i}"))
+    return slots
+
+
+class Launcher:
+    def __init__(self, slots: list[Slot], worker_args: list[str], *, storage_url: str,
+                 max_restarts: int = 3, extra_env: dict[str, str] | None = None) -> None:
+        self.slots = slots
+        self.worker_args = worker_args
+        self.storage_url = storage_url
+        self.max_restarts = max_restarts
+        self.extra_env = extra_env or {}
+        self._stopping = False
+
+    def _env(self, slot: Slot) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env["HPSEARCH_STORAGE"] = self.storage_url
+        # A restarted worker gets a new index, hence a new sampler seed: the same seed would replay
+        # the random start-up points its predecessor already proposed.
+        env["HPSEARCH_WORKER_INDEX"] = str(slot.index + slot.restarts * len(self.slots))
+        env["HPSEARCH_WORKER_ID"] = slot.worker_id
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["PYTHONUNBUFFERED"] = "1"
+        if slot.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+        return env
+
+    def _start(self, slot: Slot) -> None:
+        cmd = [sys.executable, "-m", "search", "worker", *self.worker_args]
+        # Own process group: a terminal's Ctrl-C reaches only the launcher, which stops workers in order.
+        slot.proc = subprocess.Popen(cmd, env=self._env(slot), start_new_session=True)
+        print(f"[launch] started {slot.worker_id} pid {slot.proc.pid} "
+              f"CUDA_VISIBLE_DEVICES={slot.gpu if slot.gpu is not None else '(inherited)'}", flush=True)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if not self._stopping:
+            print(f"[launch] {signal.Signals(signum).name}: stopping {len(self.slots)} worker(s)", flush=True)
+        self._stopping = True
+        for slot in self.slots:
+            if slot.proc is not None and slot.proc.poll() is None:
+                try:
+                    slot.proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def run(self, stop_timeout: float = 60.0) -> int:
+        """Run until every worker has exited for good; return 0, or the first non-zero code."""
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for slot in self.slots:
+                self._start(slot)
+            stop_deadline: float | None = None
+            while True:
+                alive = 0
+                for slot in self.slots:
+                    if slot.proc is None:
+                        continue
+                    rc = slot.proc.poll()
+                    if rc is None:
+                        alive += 1
+                        continue
+                    slot.proc = None
+                    slot.returncode = rc
+                    if self._stopping or rc in FINAL_EXIT_CODES:
+                        if rc not in (0,) and not self._stopping:
+                            print(f"[launch] {slot.worker_id} exited with code {rc}", flush=True)
+                        continue
+                    if slot.restarts >= self.max_restarts:
+                        print(f"[launch] {slot.worker_id} crashed (code {rc}) {slot.restarts + 1} times; "
+                              "not restarting it", flush=True)
+                        continue
+                    slot.restarts += 1
+                    print(f"[launch] {slot.worker_id} crashed (code {rc}); restart "
+                          f"{slot.restarts}/{self.max_restarts}", flush=True)
+                    self._start(slot)
+                    alive += 1
+                if alive == 0:
+                    break
+                if self._stopping:
+                    stop_deadline = stop_deadline or time.monotonic() + stop_timeout
+                    if time.monotonic() > stop_deadline:
+                        for slot in self.slots:
+                            if slot.proc is not None and slot.proc.poll() is None:
+                                slot.proc.kill()
+                time.sleep(0.2)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        codes = [s.returncode for s in self.slots if s.returncode not in (None, 0)]
+        if self._stopping:
+            return 0
+        return codes[0] if codes else 0

@@ -1,0 +1,157 @@
+"""The glue between an Optuna trial and a task: params -> model -> fit with per-epoch reports.
+
+Only ``task.search_space`` sees the trial; ``build_model`` gets a plain dict. Every epoch's
+``val_accuracy`` is reported with ``step = epoch`` (0-based) by optuna-integration's
+``KerasPruningCallback``, which raises ``TrialPruned`` when the pruner says so.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from typing import Any
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+def quiet_tensorflow() -> None:
+    """No C++ info logs, no per-batch progress bars in workers."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def set_memory_growth() -> None:
+    """Let several workers share one GPU: allocate GPU memory as needed, not all up front."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised
+            pass
+
+
+def _history_callback(epoch_log: list[dict[str, float]]) -> Any:
+    import keras
+
+    class _Recorder(keras.callbacks.Callback):
+        """Keeps per-epoch metrics and times; stops a diverged run after the epoch it diverged in."""
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            row = {k: float(v) for k, v in (logs or {}).items()}
+            row["seconds"] = time.perf_counter() - self._t0
+            epoch_log.append(row)
+            loss = row.get("loss", 0.0)
+            if not math.isfinite(loss):
+                raise Diverged(f"training loss became {loss} at epoch {epoch}")
+
+    return _Recorder()
+
+
+def _clear_session(keras: Any) -> None:
+    """Keras' global state is reset between trials; the garbage collection is left to the caller.
+
+    ``clear_session()`` runs a full ``gc.collect()`` itself (its default ``free_memory=True``);
+    with the caller's own ``gc.collect()`` that made two full collections per trial, each walking
+    every object of the process (TensorFlow's included): 0.4-1 s per trial on a busy 2-core machine,
+    growing with the trial count. One collection frees the same garbage.
+    """
+    try:
+        keras.backend.clear_session(free_memory=False)
+    except TypeError:  # an older Keras 3 without the free_memory argument
+        keras.backend.clear_session()
+
+
+class TrialRunner:
+    """Runs one trial of ``task`` on ``data`` (loaded once per worker and reused)."""
+
+    def __init__(self, task: Any, data: Any, *, max_epochs: int, seed: int | None) -> None:
+        import keras
+
+        self.task = task
+        self.data = data
+        self.max_epochs = max_epochs
+        self.seed = seed
+        self._keras = keras
+
+    def trial_seed(self, number: int) -> int:
+        return (self.seed or 0) * 100_003 + number
+
+    def __call__(self, trial: Any) -> float:
+        """Train; return the best validation accuracy. Writes history and timing as user attrs."""
+        import optuna
+        from optuna_integration.keras import KerasPruningCallback
+
+        keras = self._keras
+        params = self.task.search_space(trial)
+        _clear_session(keras)
+        gc.collect()
+        keras.utils.set_random_seed(self.trial_seed(trial.number))
+        t0 = time.perf_counter()
+        epoch_log: list[dict[str, float]] = []
+        try:
+            seed = self.trial_seed(trial.number)
+            search_model = getattr(self.task, "search_model", None)
+            shortcut = search_model(params, self.data, seed=seed) if search_model is not None else None
+            if shortcut is not None:
+                model, train, val = shortcut
+                trial.set_user_attr("feature_cache", True)
+            else:
+                model = self.task.build_model(params, self.data.spec)
+                fit_inputs = getattr(self.task, "fit_inputs", None)
+                if fit_inputs is not None:
+                    train, val = fit_inputs(self.data, params, seed=seed)
+                else:
+                    bs = int(params["batch_size"])
+                    train = self.data.inputs("train", bs, shuffle=True, seed=seed)
+                    val = self.data.inputs("val", bs)
+            model.fit(
+                train.x,
+                train.y,
+                batch_size=train.batch_size,
+                epochs=self.max_epochs,
+                validation_data=(val.x, val.y) if val.y is not None else val.x,
+                validation_batch_size=val.batch_size,
+                callbacks=[_history_callback(epoch_log), KerasPruningCallback(trial, "val_accuracy")],
+                verbose=0,
+                shuffle=train.y is not None,  # datasets shuffle themselves (seeded)
+            )
+        except Diverged as e:
+            # NaN/inf loss: report the epoch it happened in (if validation ran) and prune.
+            if epoch_log and "val_accuracy" in epoch_log[-1]:
+                v = epoch_log[-1]["val_accuracy"]
+                trial.report(v if math.isfinite(v) else 0.0, step=len(epoch_log) - 1)
+            trial.set_user_attr("fail_reason", f"diverged: {e}")
+            raise optuna.TrialPruned(f"diverged: {e}") from None
+        finally:
+            _record(trial, epoch_log, time.perf_counter() - t0)
+        accs = [row["val_accuracy"] for row in epoch_log if math.isfinite(row.get("val_accuracy", math.nan))]
+        if not accs:
+            raise RuntimeError("no epoch reported val_accuracy")
+        return max(accs)
+
+
+def _record(trial: Any, epoch_log: list[dict[str, float]], seconds: float) -> None:
+    """One write of the per-epoch history, best epoch (1-based count) and wall time."""
+    history: dict[str, list[float]] = {}
+    for row in epoch_log:
+        for k, v in row.items():
+            history.setdefault(k, []).append(round(v, 6) if math.isfinite(v) else None)  # type: ignore[arg-type]
+    accs = history.get("val_accuracy", [])
+    finite = [(a, i) for i, a in enumerate(accs) if a is not None]
+    attrs: dict[str, Any] = {
+        "epochs_run": len(epoch_log),
+        "seconds": round(seconds, 3),
+        "history": history,
+    }
+    if finite:
+        # the earliest epoch with the best accuracy, as a count (train --epochs best uses it)
+        attrs["best_epoch"] = max(finite, key=lambda p: (p[0], -p[1]))[1] + 1
+    for k, v in attrs.items():
+        trial.set_user_attr(k, v)

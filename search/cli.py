@@ -1,0 +1,645 @@
+"""The ``hpsearch`` command line: one small class per command (``add_arguments`` / ``take_action``).
+
+Every command takes ``--storage`` (else ``$HPSEARCH_STORAGE``, else ``sqlite:///hpsearch.db``).
+Errors print one line and exit 2 (bad input, nothing written) or 1/3 (a worker gave up).
+Heavy imports (TensorFlow, Optuna) happen inside ``take_action``: ``--help`` and ``tasks`` are fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+import sys
+from typing import Any
+
+from objectives import TaskError
+from search._errors import HpsearchError
+from search._errors import UsageError
+from search._errors import WorkerStopped
+from storage import StorageError
+from storage import mask_text
+from storage import mask_url
+from storage import resolve_url
+
+
+_logger = logging.getLogger("hpsearch")
+
+
+# -- argument types: out-of-range values are usage errors (exit 2) -----------------------------
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return v
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return v
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.replace("-", "_"), value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with one-line errors (exit 2) that point at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class Command:
+    name = ""
+    help = ""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        pass
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+    # shared helpers
+    @staticmethod
+    def add_storage(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--storage",
+            metavar="URL",
+            help="storage URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db). Prefer the "
+            "environment for URLs with passwords, or $HPSEARCH_STORAGE_PASSWORD[_FILE]",
+        )
+
+    @staticmethod
+    def add_heartbeat(p: argparse.ArgumentParser) -> None:
+        from storage import DEFAULT_GRACE_PERIOD
+        from storage import DEFAULT_HEARTBEAT_INTERVAL
+
+        p.add_argument("--heartbeat-interval", type=positive_int, default=DEFAULT_HEARTBEAT_INTERVAL, metavar="S",
+                       help=f"seconds between a running trial's heartbeats (default {DEFAULT_HEARTBEAT_INTERVAL})")
+        p.add_argument("--grace-period", type=positive_int, default=DEFAULT_GRACE_PERIOD, metavar="S",
+                       help="seconds without heartbeat before a RUNNING trial is failed and retried "
+                       f"(default {DEFAULT_GRACE_PERIOD})")
+        p.add_argument("--max-failures", type=positive_int, default=3, metavar="K",
+                       help="stop a worker after K failed trials in a row (default 3)")
+
+    @staticmethod
+    def add_settings(p: argparse.ArgumentParser) -> None:
+        """Study settings; defaults are None so ``run`` can tell given flags from defaults."""
+        p.add_argument("--sampler", choices=("tpe", "random", "gp"), help="default tpe")
+        p.add_argument("--pruner", choices=("hyperband", "median", "none"), help="default hyperband")
+        p.add_argument("--max-epochs", type=positive_int, metavar="N", help="epochs per trial at most (default 10)")
+        p.add_argument("--seed", type=non_negative_int, metavar="S", help="sampler and training seed (default 0)")
+        p.add_argument("--n-trials", type=positive_int, metavar="N",
+                       help="study-wide cap on finished (COMPLETE + PRUNED) trials that all workers respect")
+        p.add_argument("--no-baseline", action="store_true", default=None,
+                       help="do not enqueue the seed notebooks' configurations as the first trials")
+        p.add_argument("--weights", metavar="W",
+                       help="backbone weights for backbone tasks: imagenet, none, or a weights file")
+        p.add_argument("--option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                       help="a task option (see `hpsearch tasks`), repeatable")
+
+
+def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
+    from search._study import StudySettings
+
+    given: dict[str, Any] = {}
+    for key in ("sampler", "pruner", "max_epochs", "seed", "n_trials"):
+        if getattr(args, key, None) is not None:
+            given[key] = getattr(args, key)
+    if getattr(args, "no_baseline", None):
+        given["baselines"] = False
+    options = dict(getattr(args, "option", []) or [])
+    if getattr(args, "weights", None) is not None:
+        options["weights"] = args.weights
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is not None:
+        if not Path(data_dir).is_dir():
+            raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
+        data_dir = str(Path(data_dir).resolve())
+    from objectives import get_task
+    from objectives import task_options
+
+    if options:
+        given["task_options"] = options
+    options = task_options(get_task(task), options)
+    s = StudySettings(task=task, data_dir=data_dir, **{**given, "task_options": options})
+    return s, set(given) | {"task"}
+
+
+def _open(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str]:
+    from storage import open_storage
+
+    url = resolve_url(getattr(args, "storage", None))
+    return open_storage(url, **kwargs), url
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# -- commands -----------------------------------------------------------------------------------
+class Tasks(Command):
+    name = "tasks"
+    help = "list the tasks with one-line descriptions"
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from objectives import list_tasks
+
+        rows = list_tasks()
+        width = max(len(n) for n, _ in rows)
+        for name, desc in rows:
+            print(f"{name:<{width}}  {desc}")
+        return 0
+
+
+class Create(Command):
+    name = "create"
+    help = "create a study and record its task and settings"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--task", required=True, help="a task from `hpsearch tasks`, or package.module:attr")
+        p.add_argument("--study", required=True, metavar="NAME")
+        p.add_argument("--exist-ok", action="store_true", help="reuse an existing study with the same settings")
+        p.add_argument("--data-dir", metavar="D", help="default data directory for this study's workers")
+        self.add_settings(p)
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search._study import create_study
+
+        _quiet_optuna()
+        settings, _ = _settings_from(args, args.task)
+        from search._study import validate_settings
+
+        validate_settings(settings)  # before anything is written
+        storage, url = _open(args, create_tables=True)
+        _, created = create_study(storage, args.study, settings, url=url, exist_ok=args.exist_ok)
+        verb = "created" if created else "exists (same settings)"
+        print(f"study {args.study!r} {verb} in {mask_url(url)}: task {settings.task}, sampler {settings.sampler}, "
+              f"pruner {settings.pruner}, max {settings.max_epochs} epochs"
+              + (f", cap {settings.n_trials} trials" if settings.n_trials else ""))
+        return 0
+
+
+class WorkerCmd(Command):
+    name = "worker"
+    help = "pull and run trials of a study until its budget is spent"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--study", required=True, metavar="NAME")
+        p.add_argument("--n-trials", type=positive_int, metavar="N", help="trials this worker runs at most")
+        p.add_argument("--timeout", type=positive_float, metavar="S", help="start no trial after S seconds")
+        p.add_argument("--data-dir", metavar="D", help="data directory (default: the study's, else download)")
+        self.add_heartbeat(p)
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        return run_worker(args, resolve_url(args.storage))
+
+
+def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
+    """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
+    from objectives import get_task
+    from search._objective import TrialRunner
+    from search._objective import quiet_tensorflow
+    from search._objective import set_memory_growth
+    from search._study import load_study
+    from search._study import read_settings
+    from search._worker import Worker
+    from search._worker import WorkerBudget
+    from search._worker import worker_index
+    from storage import open_storage
+
+    quiet_tensorflow()
+    _quiet_optuna()
+    storage = open_storage(url, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
+    settings = read_settings(load_study(storage, args.study, url=url))
+    task = get_task(settings.task)
+    study = load_study(storage, args.study, url=url, settings=settings, worker_index=worker_index())
+    worker_id = os.environ.get("HPSEARCH_WORKER_ID")
+    if data is None:
+        data_dir = args.data_dir or settings.data_dir
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
+        data = task.load_data(data_dir, seed=settings.data_seed, options=settings.task_options)
+    set_memory_growth()
+    prefix = f"[{worker_id}] " if worker_id else ""
+    print(f"{prefix}worker pid {os.getpid()} study {args.study!r} task {settings.task} "
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}",
+          flush=True)
+    if not study.user_attrs.get("dataset"):
+        try:
+            study.set_user_attr("dataset", data.description)
+        except Exception:
+            pass
+    runner = TrialRunner(task, data, max_epochs=settings.max_epochs, seed=settings.seed)
+    backend = getattr(study._storage, "_backend", study._storage)
+    retry = getattr(backend, "get_heartbeat_stale_trial_callback", lambda: None)()
+    worker = Worker(
+        study, runner, cap=settings.n_trials,
+        budget=WorkerBudget(n_trials=args.n_trials, timeout=args.timeout, max_failures=args.max_failures),
+        worker_id=worker_id, retry_callback=retry,
+        poll_seconds=min(5.0, max(0.5, args.grace_period / 10)),
+    )
+    worker.install_signal_handlers()
+    n = worker.run()
+    why = f"stopped by {__import__('signal').Signals(worker._stop_signal).name}" if worker._stop_signal else "budget spent"
+    print(f"{prefix}worker done: {n} trial(s) run, {why}", flush=True)
+    return 0
+
+
+class Run(Command):
+    name = "run"
+    help = "create the study if missing and run K local workers: the one-command main job"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--task", required=True)
+        p.add_argument("--study", metavar="NAME", help="default: the task name")
+        p.add_argument("--workers", type=positive_int, default=1, metavar="K", help="local worker processes (default 1)")
+        p.add_argument("--data-dir", metavar="D", help="data directory (default: download the data set)")
+        p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker: start no trial after S seconds")
+        self.add_settings(p)
+        self.add_heartbeat(p)
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search._objective import quiet_tensorflow
+        from search._study import create_study
+        from search._study import validate_settings
+
+        quiet_tensorflow()
+        _quiet_optuna()
+        study_name = args.study or args.task
+        settings, given = _settings_from(args, args.task)
+        if args.n_trials is None and "n_trials" not in given:
+            from dataclasses import replace
+
+            settings = replace(settings, n_trials=20)
+        task = validate_settings(settings)
+        url = resolve_url(args.storage)
+        # Load the data before creating anything: a bad --data-dir must write nothing.
+        data = task.load_data(settings.data_dir, seed=settings.data_seed, options=settings.task_options)
+        from storage import open_storage
+
+        storage = open_storage(url, create_tables=True)
+        _quiet_optuna()
+        _, created = create_study(storage, study_name, settings, url=url, exist_ok=True, compare=given)
+        print(f"study {study_name!r} {'created' if created else 'reused'} in {mask_url(url)}", flush=True)
+        args.study = study_name
+        if args.workers == 1:
+            # In-process, reusing the data loaded above; --n-trials is the study cap, not a worker cap.
+            os.environ.setdefault("HPSEARCH_WORKER_INDEX", "0")
+            return run_worker(argparse.Namespace(**{**vars(args), "n_trials": None}), url, data=data)
+        from search._launch import Launcher
+        from search._launch import plan_slots
+
+        del data
+        launcher = Launcher(plan_slots([], 1, args.workers), _worker_args(args), storage_url=url)
+        return launcher.run()
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    out = ["--study", args.study, "--heartbeat-interval", str(args.heartbeat_interval),
+           "--grace-period", str(args.grace_period), "--max-failures", str(args.max_failures)]
+    if getattr(args, "data_dir", None):
+        out += ["--data-dir", str(Path(args.data_dir).resolve())]
+    if getattr(args, "timeout", None):
+        out += ["--timeout", str(args.timeout)]
+    if getattr(args, "worker_n_trials", None):
+        out += ["--n-trials", str(args.worker_n_trials)]
+    return out
+
+
+class Launch(Command):
+    name = "launch"
+    help = "run one worker per GPU slot (or K CPU workers) on this machine, restarting crashed ones"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--study", required=True, metavar="NAME")
+        p.add_argument("--gpus", default="auto", help="auto (detect), none, or a list like 0,1 (default auto)")
+        p.add_argument("--workers-per-gpu", type=positive_int, default=1, metavar="K",
+                       help="workers per GPU; without GPUs, the number of CPU workers (default 1)")
+        p.add_argument("--max-restarts", type=non_negative_int, default=3, metavar="N",
+                       help="restarts of a crashed worker per slot (default 3)")
+        p.add_argument("--data-dir", metavar="D")
+        p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker")
+        p.add_argument("--n-trials", dest="worker_n_trials", type=positive_int, metavar="N",
+                       help="per worker cap (the study's own cap applies as well)")
+        self.add_heartbeat(p)
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search._launch import Launcher
+        from search._launch import detect_gpus
+        from search._launch import plan_slots
+        from search._study import load_study
+        from storage import open_storage
+
+        url = resolve_url(args.storage)
+        _quiet_optuna()
+        load_study(open_storage(url), args.study, url=url)  # fail fast: the study must exist
+        if args.gpus == "auto":
+            gpus = detect_gpus()
+        elif args.gpus == "none":
+            gpus = []
+        else:
+            gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+            if not gpus or not all(g.isdigit() for g in gpus):
+                raise UsageError(f"--gpus {args.gpus!r}: give auto, none or GPU ids like 0,1")
+        slots = plan_slots(gpus, args.workers_per_gpu, args.workers_per_gpu)
+        print(f"[launch] study {args.study!r}: {len(slots)} worker(s) on "
+              + (f"GPU(s) {','.join(gpus)}" if gpus else "CPU"), flush=True)
+        return Launcher(slots, _worker_args(args), storage_url=url, max_restarts=args.max_restarts).run()
+
+
+class Studies(Command):
+    name = "studies"
+    help = "list the studies in the storage with task, trial counts and best value"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        storage, url = _open(args)
+        rows = []
+        for fs in storage.get_all_studies():
+            trials = storage.get_all_trials(fs._study_id, deepcopy=False)
+            counts: dict[str, int] = {}
+            for t in trials:
+                counts[t.state.name] = counts.get(t.state.name, 0) + 1
+            best = max((t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None), default=None)
+            task = fs.user_attrs.get("task", "-")
+            rows.append((fs.study_name, task, len(trials), counts, best))
+        if not rows:
+            print(f"no studies in {mask_url(url)}")
+            return 0
+        print(f"{'study':<20} {'task':<14} {'trials':>6}  {'complete':>8} {'pruned':>6} {'fail':>4} {'running':>7}  best")
+        for name, task, n, c, best in rows:
+            print(f"{name:<20} {task:<14} {n:>6}  {c.get('COMPLETE', 0):>8} {c.get('PRUNED', 0):>6} "
+                  f"{c.get('FAIL', 0):>4} {c.get('RUNNING', 0):>7}  {'-' if best is None else f'{best:.4f}'}")
+        return 0
+
+
+class Status(Command):
+    name = "status"
+    help = "trials by state, best value and params, and a per-trial table"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--study", required=True, metavar="NAME")
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search._study import load_study
+        from search._worker import trial_note
+
+        storage, url = _open(args)
+        study = load_study(storage, args.study, url=url)
+        trials = study.get_trials(deepcopy=False)
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        print(f"study {args.study!r} ({study.user_attrs.get('task', '?')}) in {mask_url(url)}")
+        print("trials: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+        complete = [t for t in trials if t.state.name == "COMPLETE"]
+        if complete:
+            best = study.best_trial
+            print(f"best: trial {best.number} value {best.value:.4f} best_epoch {best.user_attrs.get('best_epoch')} "
+                  f"params {json.dumps(best.params, sort_keys=True)}")
+        print(f"{'#':>4} {'state':<8} {'value':>7} {'epochs':>6} {'seconds':>8}  note")
+        for t in trials:
+            a = t.user_attrs
+            value = "-" if t.value is None else f"{t.value:.4f}"
+            secs = a.get("seconds")
+            print(f"{t.number:>4} {t.state.name:<8} {value:>7} {a.get('epochs_run', 0):>6} "
+                  f"{'-' if secs is None else f'{secs:.1f}':>8}  {trial_note(t)}")
+        return 0
+
+
+class Export(Command):
+    name = "export"
+    help = "write the best params (with task, trial, best epoch, versions) to a params file"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--study", required=True, metavar="NAME")
+        p.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+        p.add_argument("--format", choices=("json", "yaml"), help="default: from the file name, else json")
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search._export import dump
+        from search._export import export_best
+        from search._study import load_study
+        from search._study import read_settings
+
+        storage, url = _open(args)
+        study = load_study(storage, args.study, url=url)
+        doc = export_best(study, read_settings(study), storage_masked=mask_url(url))
+        fmt = args.format or ("yaml" if args.output and args.output.endswith((".yaml", ".yml")) else "json")
+        text = dump(doc, fmt)
+        if args.output:
+            Path(args.output).write_text(text)
+            print(f"trial {doc['trial']} (value {doc['value']:.4f}, best epoch {doc['best_epoch']}) -> {args.output}")
+        else:
+            sys.stdout.write(text)
+        return 0
+
+
+class Report(Command):
+    name = "report"
+    help = "write one self-contained HTML report of a study (plots, best params, what pruning saved)"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--study", required=True, metavar="NAME")
+        p.add_argument("-o", "--output", default="report.html", metavar="FILE", help="default report.html")
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search._report import build_report
+        from search._study import load_study
+        from search._study import read_settings
+
+        out = Path(args.output)
+        if not out.parent.is_dir():
+            raise UsageError(f"folder {out.parent} does not exist; create it or fix -o")
+        _quiet_optuna()
+        storage, url = _open(args)  # read-only: never creates tables
+        study = load_study(storage, args.study, url=url)
+        html, savings = build_report(study, read_settings(study), storage_masked=mask_url(url))
+        out.write_text(html, encoding="utf-8")
+        print(f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB) for study {args.study!r} in {mask_url(url)}: "
+              f"{len(study.get_trials(deepcopy=False))} trials; {savings.sentence()}")
+        return 0
+
+
+class Train(Command):
+    name = "train"
+    help = "final training from an exported params file; one evaluation on the test set"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--params", required=True, metavar="FILE")
+        p.add_argument("--data-dir", metavar="D")
+        p.add_argument("--out", default="final", metavar="DIR", help="output folder (default final/)")
+        p.add_argument("--epochs", default="best", metavar="N|best",
+                       help="epochs to train; best (default) = the best trial's best epoch")
+        p.add_argument("--train-on", choices=("train", "train+val"), default="train")
+        p.add_argument("--seed", type=non_negative_int, default=0)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search._export import load_params_file
+        from search._objective import quiet_tensorflow
+        from search._train import resolve_epochs
+        from search._train import train_final
+
+        doc, task = load_params_file(args.params)
+        epochs = resolve_epochs(doc, args.epochs)
+        data_dir = args.data_dir or doc.get("data_dir")  # the study's own data folder by default
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
+        quiet_tensorflow()
+        out = Path(args.out)
+        m = train_final(doc, task, data_dir=data_dir, out=out, epochs=epochs, train_on=args.train_on, seed=args.seed)
+        print(f"test accuracy {m['test_accuracy']:.4f} loss {m['test_loss']:.4f} on {m['test_size']} images "
+              f"after {epochs} epoch(s); wrote {out}/model.keras, metrics.json, params.json, "
+              "learning_curves.png, confusion_matrix.png, misclassified.png")
+        return 0
+
+
+class Dashboard(Command):
+    name = "dashboard"
+    help = "serve optuna-dashboard on the same storage (localhost by default)"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=positive_int, default=8080)
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from storage import open_storage
+
+        url = resolve_url(args.storage)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            _logger.warning(
+                "dashboard bound to %s: it has no authentication and anyone who reaches this port can "
+                "read and delete studies; prefer 127.0.0.1 behind an SSH tunnel or an authenticating proxy",
+                args.host,
+            )
+        # A read-only consumer: never creates or migrates tables (open_storage checks they exist).
+        storage = open_storage(url)
+        from optuna_dashboard import run_server
+
+        print(f"optuna-dashboard for {mask_url(url)} on http://{args.host}:{args.port}/", flush=True)
+        # In-process: the URL (and its password) is never on a command line; the server gets a
+        # storage object, so the page never shows the URL either.
+        run_server(storage, host=args.host, port=args.port)
+        return 0
+
+
+class Proxy(Command):
+    name = "proxy"
+    help = "serve the storage to many workers through Optuna's gRPC proxy (workers use grpc://HOST:PORT)"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=positive_int, default=13000)
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        import optuna
+
+        from storage import open_storage
+
+        url = resolve_url(args.storage)
+        if url.startswith("grpc://"):
+            raise UsageError("the proxy needs a database URL, not grpc://; set --storage or $HPSEARCH_STORAGE")
+        storage = optuna.storages.get_storage(open_storage(url))  # with Optuna's in-process cache
+        print(f"gRPC storage proxy for {mask_url(url)} on {args.host}:{args.port}; "
+              f"workers: HPSEARCH_STORAGE=grpc://{args.host}:{args.port}", flush=True)
+        optuna.storages.run_grpc_proxy_server(storage, host=args.host, port=args.port)
+        return 0
+
+
+COMMANDS: list[type[Command]] = [Tasks, Create, WorkerCmd, Run, Launch, Studies, Status, Export, Report, Train,
+                                 Dashboard, Proxy]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hpsearch", description="Hyperparameter search for Keras image classifiers on Optuna.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for cls in COMMANDS:
+        cmd = cls()
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(_command=cmd)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "_command", None):
+        parser.print_help()
+        return 2
+    url = None
+    try:
+        url = resolve_url(getattr(args, "storage", None))
+        return args._command.take_action(args)
+    except (UsageError, TaskError, StorageError) as e:
+        _fail(f"hpsearch {args.command}: error: {e}", url)
+        return 2
+    except WorkerStopped as e:
+        _fail(f"hpsearch {args.command}: worker stopped: {e}", url)
+        return 3
+    except HpsearchError as e:
+        _fail(f"hpsearch {args.command}: error: {e}", url)
+        return e.exit_code
+    except KeyboardInterrupt:
+        _fail(f"hpsearch {args.command}: interrupted", url)
+        return 130
+    except Exception:  # a bug: keep the traceback, but never with a password in it
+        import traceback
+
+        from storage._url import url_password
+
+        secrets = [p for p in [url_password(url)] if p] if url else []
+        sys.stderr.write(mask_text(traceback.format_exc(), *secrets))
+        return 1
+
+
+def _fail(message: str, url: str | None) -> None:
+    from storage._url import url_password
+
+    secrets = [p for p in [url_password(url)] if p] if url else []
+    sys.stderr.write(mask_text(" ".join(message.split()), *secrets) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

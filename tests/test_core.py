@@ -1,0 +1,304 @@
+"""hpsearch core: the task contract, pruning, storage URLs, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import numpy as np
+import optuna
+import pytest
+
+from conftest import MNIST_T10K
+from conftest import cli_env
+from conftest import hpsearch
+from conftest import need
+from objectives import TaskError
+from objectives import get_task
+from objectives import validate_params
+from storage import mask_text
+from storage import mask_url
+from storage import resolve_url
+
+
+# -- the task contract ---------------------------------------------------------------------------
+def test_digits_contract_trains_and_reports() -> None:
+    import keras
+
+    task = get_task("digits")
+    data = task.load_data(None, seed=0)
+    assert data.sizes == {"train": 1257, "val": 270, "test": 270}
+    params = validate_params(task, task.baselines[0])
+    model = task.build_model(params, data.spec)
+    keras.utils.set_random_seed(0)
+    tr = data.inputs("train", params["batch_size"])
+    va = data.inputs("val", params["batch_size"])
+    hist = model.fit(tr.x, tr.y, batch_size=tr.batch_size, epochs=3, validation_data=(va.x, va.y), verbose=0)
+    assert hist.history["val_accuracy"][-1] > 0.8  # the baseline really learns
+
+
+def test_search_space_is_the_only_optuna_code_and_builder_takes_plain_dicts() -> None:
+    task = get_task("mnist_mlp")
+    trial = optuna.trial.FixedTrial(task.baselines[0])
+    params = task.search_space(trial)
+    assert params == task.baselines[0]
+    assert isinstance(params, dict) and all(not isinstance(v, optuna.trial.BaseTrial) for v in params.values())
+
+
+def test_mnist_t10k_split_is_seeded_disjoint_and_documented() -> None:
+    from objectives import _mnist
+
+    need(MNIST_T10K)
+    a, desc = _mnist.load_arrays(str(MNIST_T10K), seed=0)
+    b, _ = _mnist.load_arrays(str(MNIST_T10K), seed=0)
+    assert [len(a[s][0]) for s in ("train", "val", "test")] == [8000, 1000, 1000]
+    assert "8000 train / 1000 val / 1000 test" in desc
+    for s in ("train", "val", "test"):
+        assert np.array_equal(a[s][0], b[s][0]) and np.array_equal(a[s][1], b[s][1])
+    # disjoint: no test image appears in train (compare raw bytes)
+    train_rows = {x.tobytes() for x in a["train"][0]}
+    assert sum(x.tobytes() in train_rows for x in a["test"][0]) <= 2  # MNIST has a couple of exact duplicates
+    assert set(np.unique(a["train"][1])) == set(range(10))
+
+
+def test_mnist_reads_plain_idx_and_npz(tmp_path: Path) -> None:
+    import gzip
+    import shutil
+
+    from objectives import _mnist
+
+    need(MNIST_T10K)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        with gzip.open(MNIST_T10K / f"{name}.gz", "rb") as src, open(tmp_path / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    plain, _ = _mnist.load_arrays(str(tmp_path), seed=0)
+    gz, _ = _mnist.load_arrays(str(MNIST_T10K), seed=0)
+    assert np.array_equal(plain["val"][0], gz["val"][0])
+    x, y = gz["test"]
+    npz = tmp_path / "npz"
+    npz.mkdir()
+    np.savez(npz / "mnist.npz", x_train=gz["train"][0], y_train=gz["train"][1], x_test=x, y_test=y)
+    full, desc = _mnist.load_arrays(str(npz), seed=0)
+    assert len(full["test"][0]) == 1000 and len(full["train"][0]) + len(full["val"][0]) == 8000
+    assert "official test" in desc
+
+
+def test_bad_data_dirs_are_task_errors(tmp_path: Path) -> None:
+    task = get_task("mnist_mlp")
+    with pytest.raises(TaskError, match="does not exist"):
+        task.load_data(str(tmp_path / "nope"), seed=0)
+    with pytest.raises(TaskError, match="no MNIST data"):
+        task.load_data(str(tmp_path), seed=0)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    with pytest.raises(TaskError, match="cannot read IDX"):
+        task.load_data(str(tmp_path), seed=0)
+
+
+def test_validate_params_rejects_missing_extra_and_out_of_range() -> None:
+    task = get_task("mnist_mlp")
+    good = dict(task.baselines[0])
+    with pytest.raises(TaskError, match="units_1"):
+        validate_params(task, {k: v for k, v in good.items() if k != "units_1"})
+    with pytest.raises(TaskError, match="not in"):
+        validate_params(task, {**good, "bogus": 1})
+    with pytest.raises(TaskError, match="learning_rate"):
+        validate_params(task, {**good, "learning_rate": 5.0})
+    with pytest.raises(TaskError, match="batch_size"):
+        validate_params(task, {**good, "batch_size": "32"})
+    with pytest.raises(TaskError, match="unknown task"):
+        get_task("nope")
+
+
+# -- pruning, through the real worker loop ----------------------------------------------------
+def test_pruning_really_prunes_and_every_epoch_is_reported(tmp_path: Path, study_name: str) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    hpsearch("run", "--task", "digits", "--study", study_name, "--n-trials", "14", "--max-epochs", "6",
+             "--seed", "1", "--storage", url, cwd=tmp_path)
+    study = optuna.load_study(study_name=study_name, storage=url)
+    trials = study.get_trials()
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 14
+    assert "PRUNED" in states and "COMPLETE" in states
+    for t in trials:
+        assert sorted(t.intermediate_values) == list(range(t.user_attrs["epochs_run"]))
+        h = t.user_attrs["history"]["val_accuracy"]
+        assert [round(v, 6) for v in t.intermediate_values.values()] == pytest.approx(h, abs=1e-6)
+        if t.state.name == "COMPLETE":
+            assert t.user_attrs["epochs_run"] == 6
+            assert t.value == pytest.approx(max(h), abs=1e-6)
+            assert h[t.user_attrs["best_epoch"] - 1] == pytest.approx(max(h), abs=1e-6)
+        else:
+            assert t.user_attrs["epochs_run"] < 6
+    assert trials[0].user_attrs.get("baseline") == 0
+
+
+# -- storage URLs ----------------------------------------------------------------------------------
+def test_url_precedence_and_password_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for k in ("HPSEARCH_STORAGE", "HPSEARCH_STORAGE_FILE", "HPSEARCH_STORAGE_PASSWORD", "HPSEARCH_STORAGE_PASSWORD_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    assert resolve_url(None) == "sqlite:///hpsearch.db"
+    monkeypatch.setenv("HPSEARCH_STORAGE", "postgresql://u@db/x")
+    assert resolve_url(None) == "postgresql://u@db/x"
+    assert resolve_url("sqlite:///a.db") == "sqlite:///a.db"
+    monkeypatch.setenv("HPSEARCH_STORAGE_PASSWORD", "p@ss:w/rd")
+    filled = resolve_url(None)
+    assert "p%40ss%3Aw%2Frd" in filled and mask_url(filled) == "postgresql://u:***@db/x"
+    monkeypatch.delenv("HPSEARCH_STORAGE_PASSWORD")
+    secret = tmp_path / "pw"
+    secret.write_text("filepw\n")
+    monkeypatch.setenv("HPSEARCH_STORAGE_PASSWORD_FILE", str(secret))
+    assert resolve_url(None) == "postgresql://u:filepw@db/x"
+    monkeypatch.delenv("HPSEARCH_STORAGE")
+    urlfile = tmp_path / "url"
+    urlfile.write_text("mysql+pymysql://root@h/db\n")
+    monkeypatch.setenv("HPSEARCH_STORAGE_FILE", str(urlfile))
+    assert resolve_url(None) == "mysql+pymysql://root:filepw@h/db"
+
+
+def test_masking() -> None:
+    assert mask_url("postgresql+psycopg2://bob:hunter2@db:5432/x") == "postgresql+psycopg2://bob:***@db:5432/x"
+    assert mask_url("sqlite:///hpsearch.db") == "sqlite:///hpsearch.db"
+    text = "could not connect to mysql+pymysql://root:topsecret@10.0.0.1/db (timeout) topsecret"
+    masked = mask_text(text, "topsecret")
+    assert "topsecret" not in masked and "root:***@" in masked
+
+
+# -- the CLI end to end ----------------------------------------------------------------------------
+def test_help_and_tasks_do_not_import_tensorflow() -> None:
+    code = (
+        "import sys; from search.cli import main; rc = main(['tasks']); "
+        "assert rc == 0; assert 'tensorflow' not in sys.modules and 'optuna' not in sys.modules, 'heavy import'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "mnist_mlp" in proc.stdout and "digits" in proc.stdout
+
+
+def test_run_status_export_train_end_to_end(tmp_path: Path) -> None:
+    import keras
+
+    run = hpsearch("run", "--task", "digits", "--study", "demo", "--n-trials", "5", "--max-epochs", "4", cwd=tmp_path)
+    assert (tmp_path / "hpsearch.db").is_file()  # the embedded default, in the working directory
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("trial ")]
+    assert len(lines) == 5 and all("value=" in ln and "epochs=" in ln and "params=" in ln for ln in lines)
+    status = hpsearch("status", "--study", "demo", cwd=tmp_path).stdout
+    assert "best: trial" in status and "baseline 0" in status
+    hpsearch("export", "--study", "demo", "-o", "best.json", cwd=tmp_path)
+    doc = json.loads((tmp_path / "best.json").read_text())
+    assert doc["format"] == "hpsearch-params" and doc["version"] == 1 and doc["task"] == "digits"
+    assert {"trial", "value", "best_epoch", "versions", "study"} <= set(doc)
+    assert "optuna" in doc["versions"] and "tensorflow" in doc["versions"]
+    study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    assert doc["params"] == study.best_params and doc["value"] == study.best_value
+    hpsearch("train", "--params", "best.json", "--out", "final", cwd=tmp_path)
+    metrics = json.loads((tmp_path / "final" / "metrics.json").read_text())
+    assert metrics["epochs"] == doc["best_epoch"]
+    assert np.array(metrics["confusion_matrix"]).sum() == metrics["test_size"] == 270
+    model = keras.models.load_model(tmp_path / "final" / "model.keras")
+    data = get_task("digits").load_data(None, seed=0)
+    pred = np.argmax(model.predict(data.inputs("test", 64).x, verbose=0), axis=-1)
+    assert float((pred == data.labels("test")).mean()) == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    # the stock Optuna CLI reads the study unchanged
+    optuna_cli = Path(sys.executable).with_name("optuna")
+    out = subprocess.run([str(optuna_cli), "trials", "--study-name", "demo", "--storage", "sqlite:///hpsearch.db",
+                          "-f", "json"], cwd=tmp_path, capture_output=True, text=True, env=cli_env())
+    assert out.returncode == 0, out.stderr
+    assert sorted(t["number"] for t in json.loads(out.stdout)) == list(range(len(study.trials)))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+def test_create_worker_export_on_each_backend(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
+                                              study_name: str) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}" if backend == "sqlite" else request.getfixturevalue(
+        "pg_url" if backend == "postgresql" else "mysql_url")
+    env = cli_env(HPSEARCH_STORAGE=url)  # the URL from the environment, not a flag
+    hpsearch("create", "--task", "digits", "--study", study_name, "--max-epochs", "3", "--pruner", "median",
+             "--n-trials", "3", cwd=tmp_path, env=env)
+    w = hpsearch("worker", "--study", study_name, cwd=tmp_path, env=env)
+    assert w.stdout.count("trial ") >= 3
+    study = optuna.load_study(study_name=study_name, storage=url)
+    assert study.user_attrs["settings"]["pruner"] == "median" and study.user_attrs["task"] == "digits"
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 3
+    out = hpsearch("export", "--study", study_name, "--format", "yaml", cwd=tmp_path, env=env).stdout
+    import yaml
+
+    doc = yaml.safe_load(out)
+    assert doc["task"] == "digits" and doc["params"] == study.best_params
+
+
+# -- bad input: one line, exit 2, nothing written ---------------------------------------------------
+def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith(("I0000", "E0000", "W0000", "WARNING: All log"))]
+    assert len(err) == 1, proc.stderr
+    for n in needles:
+        assert n in err[0], err[0]
+    return err[0]
+
+
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    p = hpsearch("create", "--task", "nope", "--study", "s", cwd=tmp_path, check=False)
+    _one_line_error(p, "unknown task", "hpsearch tasks")
+    p = hpsearch("run", "--task", "mnist_mlp", "--data-dir", str(tmp_path / "missing"), cwd=tmp_path, check=False)
+    _one_line_error(p, "does not exist", "--data-dir")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = hpsearch("run", "--task", "mnist_mlp", "--data-dir", str(empty), "--study", "s", cwd=tmp_path, check=False)
+    _one_line_error(p, "no MNIST data")
+    p = hpsearch("create", "--task", "digits", "--study", "s", "--max-epochs", "0", cwd=tmp_path, check=False)
+    _one_line_error(p, "--max-epochs", "must be >= 1")
+    p = hpsearch("worker", "--study", "s", cwd=tmp_path, check=False)
+    _one_line_error(p, "hpsearch create")
+    p = hpsearch("status", "--study", "s", cwd=tmp_path, check=False)
+    _one_line_error(p, "hpsearch create")
+    assert not (tmp_path / "hpsearch.db").exists()  # nothing was written by any of the above
+    hpsearch("create", "--task", "digits", "--study", "s", cwd=tmp_path)
+    p = hpsearch("worker", "--study", "other", cwd=tmp_path, check=False)
+    _one_line_error(p, "no study 'other'", "hpsearch create", "studies here: s")
+    p = hpsearch("create", "--task", "digits", "--study", "s", cwd=tmp_path, check=False)
+    _one_line_error(p, "already exists", "--exist-ok")
+    p = hpsearch("create", "--task", "digits", "--study", "s", "--exist-ok", "--pruner", "median", "--max-epochs", "7",
+                 cwd=tmp_path, check=False)
+    _one_line_error(p, "different settings", "pruner: existing 'hyperband' != requested 'median'", "max_epochs")
+    hpsearch("create", "--task", "digits", "--study", "s", "--exist-ok", cwd=tmp_path)
+    studies = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    assert [s.study_name for s in studies] == ["s"]
+    assert studies[0].n_trials == 1  # only the enqueued baseline; no trial was run or half-written
+
+
+def test_unreachable_database_masks_the_password(tmp_path: Path) -> None:
+    url = "postgresql+psycopg2://bob:hunter2@127.0.0.1:1/nowhere"
+    p = hpsearch("create", "--task", "digits", "--study", "s", "--storage", url, cwd=tmp_path, check=False)
+    line = _one_line_error(p, "cannot connect", "bob:***@127.0.0.1:1")
+    assert "hunter2" not in p.stderr + p.stdout and "hunter2" not in line
+    env = cli_env(HPSEARCH_STORAGE="mysql+pymysql://root@127.0.0.1:1/x", HPSEARCH_STORAGE_PASSWORD="sekrit")
+    p = hpsearch("studies", cwd=tmp_path, env=env, check=False)
+    _one_line_error(p, "cannot connect", "root:***@")
+    assert "sekrit" not in p.stderr + p.stdout
+
+
+@pytest.mark.parametrize("sampler", ["random", "gp"])
+def test_other_samplers_run(sampler: str, tmp_path: Path) -> None:
+    if sampler == "gp":
+        pytest.importorskip("torch", reason="--sampler gp needs PyTorch (pip install 'hpsearch[gp]')")
+    hpsearch("run", "--task", "digits", "--study", "s", "--sampler", sampler, "--pruner", "none",
+             "--n-trials", "3", "--max-epochs", "2", "--no-baseline", cwd=tmp_path)
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    assert study.user_attrs["settings"]["sampler"] == sampler
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert all("baseline" not in t.user_attrs for t in study.trials)
+
+
+def test_create_puts_the_embedded_sqlite_file_in_wal_mode(tmp_path: Path) -> None:
+    import sqlite3
+
+    hpsearch("create", "--task", "digits", "--study", "s", cwd=tmp_path)
+    with sqlite3.connect(tmp_path / "hpsearch.db") as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    p = hpsearch("create", "--task", "digits", "--study", "s", "--storage", f"sqlite:///{tmp_path}/no/such/dir.db",
+                 cwd=tmp_path, check=False)
+    assert p.returncode == 2 and "does not exist" in p.stderr
