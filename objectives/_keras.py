@@ -76,3 +76,12 @@ def dense_stack(x: Any, params: dict[str, Any], *, prefix: str = "units") -> Any
         if params.get("dropout", 0.0) > 0:
             x = keras.layers.Dropout(params["dropout"])(x)
     return x
+
+
+def mlp_classifier(params: dict[str, Any], spec: Any) -> Any:
+    """Flatten + ``dense_stack`` + softmax, compiled: the model of ``mnist_mlp`` and ``digits``."""
+    inputs = keras.Input(spec.input_shape)
+    x = keras.layers.Flatten()(inputs)
+    x = dense_stack(x, params)
+    outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
+    return compile_classifier(keras.Model(inputs, outputs), params, spec.num_classes)

@@ -43,13 +43,6 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
 
 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
-    import keras
+    from objectives._keras import mlp_classifier  # imports Keras: lazily, so `hpsearch tasks` stays fast
 
-    from objectives._keras import compile_classifier
-    from objectives._keras import dense_stack
-
-    inputs = keras.Input(spec.input_shape)
-    x = keras.layers.Flatten()(inputs)
-    x = dense_stack(x, params)
-    outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
-    return compile_classifier(keras.Model(inputs, outputs), params, spec.num_classes)
+    return mlp_classifier(params, spec)

@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any
 
+from search._worker import emit
+
 
 FINAL_EXIT_CODES = (0, 2, 3)
 
@@ -92,12 +94,12 @@ class Launcher:
         cmd = [sys.executable, "-m", "search", "worker", *self.worker_args]
         # Own process group: a terminal's Ctrl-C reaches only the launcher, which stops workers in order.
         slot.proc = subprocess.Popen(cmd, env=self._env(slot), start_new_session=True)
-        print(f"[launch] started {slot.worker_id} pid {slot.proc.pid} "
-              f"CUDA_VISIBLE_DEVICES={slot.gpu if slot.gpu is not None else '(inherited)'}", flush=True)
+        emit(f"[launch] started {slot.worker_id} pid {slot.proc.pid} "
+              f"CUDA_VISIBLE_DEVICES={slot.gpu if slot.gpu is not None else '(inherited)'}")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if not self._stopping:
-            print(f"[launch] {signal.Signals(signum).name}: stopping {len(self.slots)} worker(s)", flush=True)
+            emit(f"[launch] {signal.Signals(signum).name}: stopping {len(self.slots)} worker(s)")
         self._stopping = True
         for slot in self.slots:
             if slot.proc is not None and slot.proc.poll() is None:
@@ -126,15 +128,15 @@ class Launcher:
                     slot.returncode = rc
                     if self._stopping or rc in FINAL_EXIT_CODES:
                         if rc not in (0,) and not self._stopping:
-                            print(f"[launch] {slot.worker_id} exited with code {rc}", flush=True)
+                            emit(f"[launch] {slot.worker_id} exited with code {rc}")
                         continue
                     if slot.restarts >= self.max_restarts:
-                        print(f"[launch] {slot.worker_id} crashed (code {rc}) {slot.restarts + 1} times; "
-                              "not restarting it", flush=True)
+                        emit(f"[launch] {slot.worker_id} crashed (code {rc}) {slot.restarts + 1} times; "
+                              "not restarting it")
                         continue
                     slot.restarts += 1
-                    print(f"[launch] {slot.worker_id} crashed (code {rc}); restart "
-                          f"{slot.restarts}/{self.max_restarts}", flush=True)
+                    emit(f"[launch] {slot.worker_id} crashed (code {rc}); restart "
+                          f"{slot.restarts}/{self.max_restarts}")
                     self._start(slot)
                     alive += 1
                 if alive == 0:

@@ -45,6 +45,18 @@ class _Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+def emit(line: str, file: Any = None) -> None:
+    """Print one whole line with a single write.
+
+    Workers started by ``run``/``launch`` share one stdout pipe and run with PYTHONUNBUFFERED, where
+    ``print`` writes the text and its newline in two system calls, so another worker's line can
+    land between them. One ``write`` of under PIPE_BUF bytes is atomic: the merged log stays whole.
+    """
+    out = file or sys.stdout
+    out.write(line + "\n")
+    out.flush()
+
+
 def trial_note(trial: Any, width: int = 60) -> str:
     """What a table of trials says beside the numbers: baseline, retry, why it failed or stopped."""
     a = trial.user_attrs
@@ -201,7 +213,7 @@ class Worker:
             state, value, interrupted = self._run_one(trial, get_heartbeat_thread)
             frozen = self._tell(trial, state, value)
             self.ran += 1
-            print(trial_line(frozen, self.worker_id), file=self.out, flush=True)
+            emit(trial_line(frozen, self.worker_id), self.out)
             if interrupted is not None:
                 self._requeue(frozen)
                 break

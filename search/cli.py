@@ -233,6 +233,7 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     from search._study import read_settings
     from search._worker import Worker
     from search._worker import WorkerBudget
+    from search._worker import emit
     from search._worker import worker_index
     from storage import open_storage
 
@@ -250,9 +251,8 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
         data = task.load_data(data_dir, seed=settings.data_seed, options=settings.task_options)
     set_memory_growth()
     prefix = f"[{worker_id}] " if worker_id else ""
-    print(f"{prefix}worker pid {os.getpid()} study {args.study!r} task {settings.task} "
-          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}",
-          flush=True)
+    emit(f"{prefix}worker pid {os.getpid()} study {args.study!r} task {settings.task} "
+         f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}")
     if not study.user_attrs.get("dataset"):
         try:
             study.set_user_attr("dataset", data.description)
@@ -270,7 +270,7 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     worker.install_signal_handlers()
     n = worker.run()
     why = f"stopped by {__import__('signal').Signals(worker._stop_signal).name}" if worker._stop_signal else "budget spent"
-    print(f"{prefix}worker done: {n} trial(s) run, {why}", flush=True)
+    emit(f"{prefix}worker done: {n} trial(s) run, {why}")
     return 0
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 from pathlib import Path
 import random
+import threading
 import time
 from typing import Any
 import warnings
@@ -85,14 +86,25 @@ def _retry_seconds() -> float:
         return DEFAULT_RETRY_SECONDS
 
 
+_retrying = threading.local()  # set while a retried call runs: calls nested in it are not retried again
+
+
 def _with_retries(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_retrying, "active", False):
+            # A storage method called by another one (``get_all_trials`` -> ``_get_trials``): the
+            # outermost call retries the whole, so its deadline bounds the total wait.
+            return method(self, *args, **kwargs)
         deadline = time.monotonic() + _retry_seconds()
         delay = 0.5
         while True:
             try:
-                return method(self, *args, **kwargs)
+                _retrying.active = True
+                try:
+                    return method(self, *args, **kwargs)
+                finally:
+                    _retrying.active = False
             except Exception as e:
                 if not _transient(e):
                     raise
@@ -123,7 +135,11 @@ def _retrying_rdb_storage_class() -> type:
     base = optuna.storages.RDBStorage
     names = [
         n for n in dir(base)
-        if (n.startswith(("get_", "set_", "create_new", "record_heartbeat", "delete_")) or n == "_get_stale_trial_ids")
+        # The public API, and the private methods that Optuna's ``_CachedStorage`` (what a Study
+        # wraps an RDBStorage in) calls directly on its backend.
+        if (n.startswith(("get_", "set_", "create_new", "record_heartbeat", "delete_"))
+            or n in ("_get_stale_trial_ids", "_get_trials", "_create_new_trial", "_set_trial_param",
+                     "_get_best_trial_id"))
         and callable(getattr(base, n))
         and n not in ("get_heartbeat_interval", "get_heartbeat_stale_trial_callback", "get_failed_trial_callback")
     ]
