@@ -35,7 +35,12 @@ def trial(task, data, epochs):  # type: ignore[no-untyped-def]
     t = optuna.trial.FixedTrial(PARAMS)
     t0 = time.perf_counter()
     value = TrialRunner(task, data, max_epochs=epochs, seed=0)(t)
-    return time.perf_counter() - t0, value, bool(t.user_attrs.get("feature_cache"))
+    seconds = time.perf_counter() - t0
+    trial.val_loss.append(t.user_attrs["history"]["val_loss"])  # per-epoch, to compare the two paths
+    return seconds, value, bool(t.user_attrs.get("feature_cache"))
+
+
+trial.val_loss = []  # type: ignore[attr-defined]
 
 
 def main() -> None:
@@ -75,6 +80,12 @@ def main() -> None:
         "speedup_cold": med["end_to_end"] / med["cached_cold"],
         "val_accuracy": vals,
         "val_accuracy_gap_points": 100 * abs(statistics.median(vals["end_to_end"]) - statistics.median(vals["cached"])),
+        # Same seed, same head: were the cached features the backbone's, the per-epoch validation
+        # losses agree up to float reordering. This is checked even when accuracy sits at chance
+        # (weights=none), where equal accuracies alone would prove little.
+        "val_loss_per_epoch": trial.val_loss,
+        "val_loss_max_abs_diff": max(abs(a - b) for run in trial.val_loss[1:]
+                                     for a, b in zip(trial.val_loss[0], run)),
         "load": os.getloadavg(),
     }
     (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)

@@ -298,6 +298,39 @@ def overhead_section(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def feature_cache_section(r: dict[str, Any]) -> str:
+    med, sec = r["median_seconds"], r["seconds"]
+    acc = r["val_accuracy"]
+    rows = [
+        ("end to end (`--option feature_cache=off`)", "end_to_end", "end_to_end"),
+        ("cached, cold (this trial computes the features)", "cached_cold", None),
+        ("cached, warm (features reused from disk)", "cached_warm", "cached"),
+    ]
+    lines = [
+        "## Frozen-backbone feature cache",
+        "",
+        f"Produced by `benchmarks/feature_cache_bench.py`: the same frozen, non-augmented `cats_vs_dogs` trial "
+        f"(the real `TrialRunner`), {r['epochs']} epochs, `weights={r['weights']}`, {r['image_size']} px. "
+        f"Data: {r['data']}. Load (1/5/15 min) at the end: {', '.join(f'{x:.1f}' for x in r['load'])}.",
+        "",
+        "| path | trial seconds: median (runs) | val accuracy |",
+        "|---|---:|---:|",
+    ]
+    for label_, key, acc_key in rows:
+        runs = ", ".join(f"{x:.1f}" for x in sec[key])
+        a = "-" if acc_key is None else ", ".join(f"{x:.4f}" for x in acc[acc_key])
+        lines.append(f"| {label_} | {med[key]:.1f} ({runs}) | {a} |")
+    gap = r["val_accuracy_gap_points"]
+    verdict = "✓" if r["speedup_warm"] >= 10 and gap <= 0.5 else "✗"
+    lines += ["", f"Speed-up of a cached trial: **{r['speedup_warm']:.1f}x** warm, {r['speedup_cold']:.1f}x cold; "
+              f"validation accuracy gap {gap:.2f} points (goal: >= 10x within 0.5 points) {verdict}."]
+    if "val_loss_max_abs_diff" in r:
+        lines.append(f"Largest difference of any epoch's validation loss between the end-to-end and the cached "
+                     f"runs: {r['val_loss_max_abs_diff']:.2e} (the same head on the same features; with "
+                     "`weights=none` the accuracy itself sits near chance, so this is the sharper check).")
+    return "\n".join(lines)
+
+
 def machine_block(m: dict[str, Any]) -> str:
     v = m.get("versions", {})
     return (
@@ -364,6 +397,9 @@ def build(results: Path) -> str:
                 "`build_model` + `fit` trial.", ""]
         for o in overhead:
             out += [overhead_section(o), ""]
+    cache = results / "feature_cache.json"
+    if cache.exists():
+        out += [feature_cache_section(json.loads(cache.read_text())), ""]
     notes = _machine.ROOT / "benchmarks" / "NOTES.md"
     if notes.exists():  # hand-written analysis, kept beside the generated tables
         out += [notes.read_text().rstrip(), ""]

@@ -9,10 +9,11 @@ Steps, sequential (the benchmarks time wall-clock seconds; never run two at once
 1. ``search_bench.py --task mnist_mlp --budget MNIST_BUDGET --seeds SEEDS`` (5 methods);
 2. ``search_bench.py --task cifar10_cnn --budget CIFAR_BUDGET --seeds CIFAR_SEEDS`` (5 methods);
 3. ``overhead_bench.py`` (bare fit vs hpsearch trial on SQLite and PostgreSQL);
-4. ``make_report.py`` -> BENCHMARKS.md.
+4. ``feature_cache_bench.py`` (cats_vs_dogs trial with and without the frozen-backbone cache);
+5. ``make_report.py`` -> BENCHMARKS.md.
 
 Full protocol (default): MNIST 420 s and CIFAR-10 900 s per run, seeds 0,1,2 — 5 x 3 x (420 + 900) s
-plus start-up, about 6 hours on 2 cores. ``--skip mnist,cifar,overhead`` leaves steps out (their
+plus start-up, about 6 hours on 2 cores. ``--skip mnist,cifar,overhead,cache`` leaves steps out (their
 existing results stay and are reported); ``--resume`` skips search runs whose result file exists.
 """
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cifar-seeds", default="0,1,2")
     ap.add_argument("--methods", default=None, help="search methods (default: search_bench.py's five)")
     ap.add_argument("--overhead-repeats", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma-separated: mnist, cifar, overhead")
+    ap.add_argument("--skip", default="", help="comma-separated: mnist, cifar, overhead, cache")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
              "--seeds", args.cifar_seeds, *extra])
     if "overhead" not in skip:
         run([py, str(HERE / "overhead_bench.py"), "--repeats", str(args.overhead_repeats)])
+    if "cache" not in skip:
+        run([py, str(HERE / "feature_cache_bench.py")])
     run([py, str(HERE / "make_report.py")])
     return 0
 

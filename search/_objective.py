@@ -54,6 +54,26 @@ def _history_callback(epoch_log: list[dict[str, float]]) -> Any:
     return _Recorder()
 
 
+def _pruning_callback(trial: Any, max_epochs: int) -> Any:
+    """optuna-integration's ``KerasPruningCallback`` on ``val_accuracy``, except after the last epoch.
+
+    Pruning after the last epoch saves no training, yet Hyperband's top rung (epoch 9 of 10 with
+    the default settings) would mark a fully trained trial PRUNED and hide it from ``best_trial``.
+    After the last epoch the value is reported and the trial ends COMPLETE.
+    """
+    from optuna_integration.keras import KerasPruningCallback
+
+    class _PruneBeforeTheLastEpoch(KerasPruningCallback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if epoch + 1 < max_epochs:
+                return super().on_epoch_end(epoch, logs)
+            value = (logs or {}).get("val_accuracy")
+            if value is not None:
+                trial.report(float(value), step=epoch)
+
+    return _PruneBeforeTheLastEpoch(trial, "val_accuracy")
+
+
 def _clear_session(keras: Any) -> None:
     """Keras' global state is reset between trials; the garbage collection is left to the caller.
 
@@ -86,7 +106,6 @@ class TrialRunner:
     def __call__(self, trial: Any) -> float:
         """Train; return the best validation accuracy. Writes history and timing as user attrs."""
         import optuna
-        from optuna_integration.keras import KerasPruningCallback
 
         keras = self._keras
         params = self.task.search_space(trial)
@@ -118,7 +137,7 @@ class TrialRunner:
                 epochs=self.max_epochs,
                 validation_data=(val.x, val.y) if val.y is not None else val.x,
                 validation_batch_size=val.batch_size,
-                callbacks=[_history_callback(epoch_log), KerasPruningCallback(trial, "val_accuracy")],
+                callbacks=[_history_callback(epoch_log), _pruning_callback(trial, self.max_epochs)],
                 verbose=0,
                 shuffle=train.y is not None,  # datasets shuffle themselves (seeded)
             )

@@ -624,6 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail(f"hpsearch {args.command}: interrupted", url)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`hpsearch status | head`): not an error. Python's recipe: point
+        # stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:  # a bug: keep the traceback, but never with a password in it
         import traceback
 

@@ -135,6 +135,26 @@ def test_pruning_really_prunes_and_every_epoch_is_reported(tmp_path: Path, study
     assert trials[0].user_attrs.get("baseline") == 0
 
 
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("max_epochs", "state", "epochs"), [(3, "PRUNED", 1), (1, "COMPLETE", 1)])
+def test_the_last_epoch_is_never_pruned(max_epochs: int, state: str, epochs: int) -> None:
+    """Pruning after the last epoch would save nothing and hide a fully trained trial."""
+    from search._objective import TrialRunner
+
+    task = get_task("digits")
+    data = task.load_data(None, seed=0)
+    study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
+    study.enqueue_trial(task.baselines[0])
+    study.optimize(TrialRunner(task, data, max_epochs=max_epochs, seed=0), n_trials=1)
+    t = study.trials[0]
+    assert t.state.name == state
+    assert t.user_attrs["epochs_run"] == epochs and sorted(t.intermediate_values) == list(range(epochs))
+
+
 # -- storage URLs ----------------------------------------------------------------------------------
 def test_url_precedence_and_password_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for k in ("HPSEARCH_STORAGE", "HPSEARCH_STORAGE_FILE", "HPSEARCH_STORAGE_PASSWORD", "HPSEARCH_STORAGE_PASSWORD_FILE"):
@@ -175,6 +195,16 @@ def test_help_and_tasks_do_not_import_tensorflow() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env())
     assert proc.returncode == 0, proc.stderr
     assert "mnist_mlp" in proc.stdout and "digits" in proc.stdout
+
+
+def test_a_reader_that_goes_away_is_not_an_error() -> None:
+    """`hpsearch status | head`: the pipe closes before hpsearch writes; no traceback, exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "search", "tasks"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env())
+    proc.stdout.close()  # type: ignore[union-attr]  # before the interpreter has even started
+    err = proc.stderr.read()  # type: ignore[union-attr]
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
 def test_run_status_export_train_end_to_end(tmp_path: Path) -> None:
