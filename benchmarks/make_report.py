@@ -142,7 +142,10 @@ def search_section(task: str, budget: float, by_method: dict[str, list[dict[str,
         f"### {task}: budget {budget:g} s per run, seeds {', '.join(map(str, seeds))}",
         "",
         f"Data: {any_run.get('data')}; at most {any_run['max_epochs']} epochs per trial. Every run is a fresh "
-        f"process, stopped hard at {budget:g} s after its clock started (data already loaded). Time to a "
+        f"process, stopped hard at {budget:g} s after its clock started (data already loaded)"
+        + (f", pinned to {len(any_run['cpus'])} CPU core(s) while another run used the other core(s)"
+           if any_run.get("cpus") else ", on all cores")
+        + f"; measured {min(r['machine']['date'] for rs in by_method.values() for r in rs)[:10]}. Time to a "
         "target: median over seeds (min–max; seeds that reached it / seeds), epoch resolution; "
         "a seed that never reached it counts as +∞ in the median.",
         "",
@@ -229,12 +232,13 @@ def overhead_section(r: dict[str, Any]) -> str:
         f"### Per-trial cost: {r['config']}, {r['epochs']} epochs",
         "",
         f"`{r['command']}`: {r['repeats']} processes per mode (interleaved), each 1 warm-up trial + "
-        f"{r['trials_per_process']} measured trials; medians over the measured trials. `-orig`: "
-        f"`search/_objective.py` as of {r['orig_ref']} (before the change described below). Load during "
-        f"the run: mean {r['load']['load1_mean']} (min {r['load']['load1_min']}, max {r['load']['load1_max']}).",
+        f"{r['trials_per_process']} measured trials; medians over the measured trials."
+        + (f" `-orig`: `search/_objective.py` as of {r['orig_ref']}." if any(m.endswith("-orig") for m in r["modes"]) else "")
+        + f" Measured {r['machine']['date'][:16]}; load during the run: mean {r['load']['load1_mean']} "
+        f"(min {r['load']['load1_min']}, max {r['load']['load1_max']}).",
         "",
         "| mode | trial s (min–max) | vs bare s (%) | service s (% of bare) | storage s (calls) | clear_session + gc s "
-        "| build s | first epoch s | later epoch s | tracing s | report + should_prune ms/epoch | user-attr writes |",
+        "| build s | first epoch s | later epoch s | tracing s | report + should_prune ms/epoch | user-attr write calls |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
@@ -336,8 +340,8 @@ def feature_cache_section(r: dict[str, Any]) -> str:
 def machine_block(m: dict[str, Any]) -> str:
     v = m.get("versions", {})
     return (
-        f"{m.get('nproc')} CPU cores ({m.get('cpu_model')}), {m.get('memory_gib')} GiB memory, shared with other "
-        f"engineers' jobs; Python {v.get('python')}, TensorFlow {v.get('tensorflow')}, Keras {v.get('keras')}, "
+        f"{m.get('nproc')} CPU cores ({m.get('cpu_model')}), {m.get('memory_gib')} GiB memory, a shared virtual machine"
+        f"; Python {v.get('python')}, TensorFlow {v.get('tensorflow')}, Keras {v.get('keras')}, "
         f"Optuna {v.get('optuna')}, optuna-integration {v.get('optuna-integration')}, "
         f"Keras Tuner {v.get('keras-tuner')}, SQLAlchemy {v.get('sqlalchemy')}; {m.get('platform')}"
     )
@@ -356,17 +360,26 @@ def build(results: Path) -> str:
         "by hand. **Regenerate everything (measure, then write this file) with one command:**",
         "",
         "```bash",
-        ".venv/bin/python benchmarks/run_all.py            # the issue's full protocol: MNIST 420 s, CIFAR 900 s, seeds 0,1,2",
+        ".venv/bin/python benchmarks/run_all.py --lanes 2  # the issue's full protocol: MNIST 420 s, CIFAR 900 s, seeds 0,1,2 (~3 h)",
         "```",
         "",
-        "What ran for the tables below (about 2 hours in all), each table's budget in its heading:",
+        "What ran for the tables below, each table's budget and date in its heading and rows. On 2026-11-23 the "
+        "MNIST protocol in full (420 s, 3 seeds, 5 methods), two runs at a time, each pinned to one of the 2 cores, "
+        "then the cache benchmark alone on the machine; on 2026-12-01 the overhead benchmark alone on the machine, then "
+        "the CIFAR-10 protocol without random search (900 s, 3 seeds, 4 methods, two runs at a time):",
         "",
         "```bash",
-        ".venv/bin/python benchmarks/run_all.py --mnist-budget 120 --cifar-budget 180 --cifar-seeds 0",
-        ".venv/bin/python benchmarks/search_bench.py --task mnist_mlp --budget 120 --methods hpsearch:startup=4,hpsearch:pruner=none",
-        ".venv/bin/python benchmarks/search_bench.py --task mnist_mlp --budget 300 --seeds 0,1 --methods hpsearch,tpe,kt-hyperband",
+        ".venv/bin/python benchmarks/search_bench.py --task mnist_mlp --budget 420 --seeds 0,1,2 --lanes 2",
+        ".venv/bin/python benchmarks/overhead_bench.py --epochs 3 && .venv/bin/python benchmarks/overhead_bench.py --epochs 10",
+        ".venv/bin/python benchmarks/feature_cache_bench.py --epochs 3 && .venv/bin/python benchmarks/feature_cache_bench.py --epochs 10",
+        ".venv/bin/python benchmarks/search_bench.py --task cifar10_cnn --budget 900 --seeds 0,1,2 --lanes 2 "
+        "--methods hpsearch,tpe,kt-hyperband,hpsearch-nobaseline",
         ".venv/bin/python benchmarks/make_report.py   # only rewrites this file from benchmarks/results/",
         "```",
+        "",
+        "Earlier (2026-11-22, an earlier version of the code, a loaded machine, all cores per run): MNIST 120 s x 3 "
+        "seeds and 300 s x 2 seeds, CIFAR-10 180 s x 1 seed (`run_all.py --mnist-budget 120 --cifar-budget 180 "
+        "--cifar-seeds 0` and `search_bench.py` with `--methods`).",
         "",
         "Benchmarks are scripts, not tests: CI's `pytest -m \"not slow and not bench\"` never runs them.",
         "",
@@ -374,8 +387,10 @@ def build(results: Path) -> str:
     if machines:
         out += ["## Machine", "", machine_block(machines[-1]) + ".", "",
                 f"Measured {dates[0]} … {dates[-1]} (UTC). Load averages are per table and per run below; "
-                "the machine has 2 cores and other jobs ran at the same time, so absolute seconds are noisy and "
-                "comparisons hold only within a table.", ""]
+                "the machine has 2 cores and is a shared virtual machine whose speed drifted from day to day "
+                "(the same bare 3-epoch trial took 3.6 s on 2026-11-22, 4.6-6.9 s on 2026-11-23 and 3.8-8.3 s, median "
+                "4.7 s, on 2026-12-01), so absolute "
+                "seconds are noisy and comparisons hold only within a table.", ""]
     verdicts = []
     if groups:
         out += ["## Search strategies: same space, same wall-clock budget", "",

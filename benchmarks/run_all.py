@@ -8,12 +8,15 @@ Steps, sequential (the benchmarks time wall-clock seconds; never run two at once
 
 1. ``search_bench.py --task mnist_mlp --budget MNIST_BUDGET --seeds SEEDS`` (5 methods);
 2. ``search_bench.py --task cifar10_cnn --budget CIFAR_BUDGET --seeds CIFAR_SEEDS`` (5 methods);
-3. ``overhead_bench.py`` (bare fit vs hpsearch trial on SQLite and PostgreSQL);
-4. ``feature_cache_bench.py`` (cats_vs_dogs trial with and without the frozen-backbone cache);
+3. ``overhead_bench.py --epochs 3`` and ``--epochs 10`` (bare fit vs hpsearch trial on SQLite and
+   PostgreSQL);
+4. ``feature_cache_bench.py --epochs 3`` and ``--epochs 10`` (cats_vs_dogs trial with and without
+   the frozen-backbone cache);
 5. ``make_report.py`` -> BENCHMARKS.md.
 
 Full protocol (default): MNIST 420 s and CIFAR-10 900 s per run, seeds 0,1,2 — 5 x 3 x (420 + 900) s
-plus start-up, about 6 hours on 2 cores. ``--skip mnist,cifar,overhead,cache`` leaves steps out (their
+plus start-up, about 6 hours on 2 cores; ``--lanes 2`` runs two search runs at once, each pinned
+to one core (about half the wall time; every method then gets one core). ``--skip mnist,cifar,overhead,cache`` leaves steps out (their
 existing results stay and are reported); ``--resume`` skips search runs whose result file exists.
 """
 
@@ -43,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overhead-repeats", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma-separated: mnist, cifar, overhead, cache")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--lanes", type=int, default=1, help="search runs at once, each on its own share of the CPUs")
     args = ap.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     py = sys.executable
-    extra = (["--methods", args.methods] if args.methods else []) + (["--resume"] if args.resume else [])
+    extra = (["--methods", args.methods] if args.methods else []) + (["--resume"] if args.resume else []) + ["--lanes", str(args.lanes)]
     if "mnist" not in skip:
         run([py, str(HERE / "search_bench.py"), "--task", "mnist_mlp", "--budget", f"{args.mnist_budget:g}",
              "--seeds", args.seeds, *extra])
@@ -54,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         run([py, str(HERE / "search_bench.py"), "--task", "cifar10_cnn", "--budget", f"{args.cifar_budget:g}",
              "--seeds", args.cifar_seeds, *extra])
     if "overhead" not in skip:
-        run([py, str(HERE / "overhead_bench.py"), "--repeats", str(args.overhead_repeats)])
+        for epochs in ("3", "10"):
+            run([py, str(HERE / "overhead_bench.py"), "--epochs", epochs, "--repeats", str(args.overhead_repeats)])
     if "cache" not in skip:
-        run([py, str(HERE / "feature_cache_bench.py")])
+        for epochs in ("3", "10"):
+            run([py, str(HERE / "feature_cache_bench.py"), "--epochs", epochs])
     run([py, str(HERE / "make_report.py")])
     return 0
 

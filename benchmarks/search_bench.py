@@ -38,7 +38,9 @@ when never reached), the best val_accuracy within the budget, epochs run, trials
 failed within the budget, the load average during the run, and the child's CPU seconds.
 
 Runs go seed by seed; the method order rotates with the seed, so a drifting machine load does not
-always hit the same method. Results: ``benchmarks/results/search/<task>/budget<B>/<method>_seed<S>.json``;
+always hit the same method. ``--lanes N`` runs N of them at once, each child pinned
+(``os.sched_setaffinity``) to its own 1/N of the CPUs, so that a protocol takes 1/N of the wall time
+and every method still gets the same CPUs as the others; its CPU seconds are then its own. Results: ``benchmarks/results/search/<task>/budget<B>/<method>_seed<S>.json``;
 ``python benchmarks/make_report.py`` aggregates them into BENCHMARKS.md.
 """
 
@@ -107,7 +109,7 @@ def _watchdog(events: Events, budget: float) -> None:
         left = budget - events.elapsed()
         if left > 0:
             time.sleep(left)
-        events.write({"ev": "deadline"})
+        events.write({"ev": "deadline", "cpu_s": round(time.process_time(), 2)})
         os._exit(0)
 
     threading.Thread(target=run, daemon=True).start()
@@ -331,7 +333,7 @@ def child_main(args: argparse.Namespace) -> int:
         run_keras_tuner(task, data, events, tmp=tmp, **kw)
     else:
         raise SystemExit(f"unknown method {method!r}")
-    events.write({"ev": "done"})
+    events.write({"ev": "done", "cpu_s": round(time.process_time(), 2)})
     return 0
 
 
@@ -386,8 +388,10 @@ def _patch_study_factories(patch: dict[str, int]) -> None:
 
     def make_pruner(s: Any) -> Any:
         if s.pruner == "hyperband" and ("hb_min" in patch or "hb_rf" in patch):
-            return optuna.pruners.HyperbandPruner(min_resource=patch.get("hb_min", 1), max_resource=s.max_epochs,
-                                                  reduction_factor=patch.get("hb_rf", 3))
+            from search._pruners import HyperbandPruner
+
+            return HyperbandPruner(min_resource=patch.get("hb_min", 1), max_resource=s.max_epochs,
+                                   reduction_factor=patch.get("hb_rf", 3))
         return real_pruner(s)
 
     st.make_sampler = make_sampler
@@ -438,7 +442,8 @@ def result_path(out_dir: Path, task: str, budget: float, method: str, seed: int)
     return out_dir / task / f"budget{budget:g}" / f"{safe}_seed{seed}.json"
 
 
-def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, grace: float) -> dict[str, Any]:
+def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, grace: float,
+            cpus: set[int] | None = None) -> dict[str, Any]:
     stamp = _machine.now_stamp()
     work = _machine.TMP / f"search_{task}_{method.replace(':', '_')}_{seed}_{stamp}_{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
@@ -451,8 +456,9 @@ def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, gra
     started_wall = time.time()
     killed = False
     with _machine.LoadSampler() as load, open(log_path, "w") as log:
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None  # TensorFlow sizes its pools to it
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_machine.child_env(),
-                                start_new_session=True, cwd=str(_machine.ROOT))
+                                start_new_session=True, cwd=str(_machine.ROOT), preexec_fn=pin)
         t_clock = None
         while proc.poll() is None:
             time.sleep(1.0)
@@ -467,6 +473,9 @@ def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, gra
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     rows = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()] if events_path.exists() else []
+    own_cpu = next((r["cpu_s"] for r in rows if r["ev"] in ("deadline", "done") and "cpu_s" in r), None)
+    if own_cpu is not None or cpus:  # with lanes, RUSAGE_CHILDREN mixes the lanes' children
+        cpu = own_cpu if own_cpu is not None else float("nan")
     start = next((r for r in rows if r["ev"] == "start"), None)
     data = next((r for r in rows if r["ev"] == "data"), {})
     cfg = TASKS[task]
@@ -493,6 +502,7 @@ def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, gra
         "process_wall_s": round(wall, 2),
         "process_cpu_s": round(cpu, 2),
         "cpu_share": round(cpu / wall, 2) if wall else None,
+        "cpus": sorted(cpus) if cpus else None,  # the CPUs the run was pinned to (lanes), else all
         "load": load.summary(),
         "machine": _machine.machine(),
         "errors": errors,
@@ -516,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default=str(_machine.RESULTS / "search"))
     ap.add_argument("--grace", type=float, default=20.0, help="seconds after the budget before a child is killed")
     ap.add_argument("--resume", action="store_true", help="skip runs whose result file exists")
+    ap.add_argument("--lanes", type=int, default=1,
+                    help="runs at once, each pinned to its own share of the CPUs (default 1: one run, all CPUs)")
     # child mode (internal)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
@@ -538,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out_dir)
     print(f"# search benchmark {args.task}, budget {args.budget:g} s, seeds {seeds}, methods {methods}; "
           f"{os.cpu_count()} CPUs; {_machine.uptime()}", flush=True)
+    runs = []
     for k, seed in enumerate(seeds):
         order = methods[k % len(methods):] + methods[: k % len(methods)]
         for method in order:
@@ -545,12 +558,38 @@ def main(argv: list[str] | None = None) -> int:
             if args.resume and path.exists():
                 print(f"  skip {method} seed {seed}: {path} exists", flush=True)
                 continue
-            r = run_one(args.task, method, seed, args.budget, out_dir, args.grace)
-            ttt = " ".join(f"{k}:{'-' if v is None else f'{v:.0f}s'}" for k, v in r["time_to_target"].items())
-            print(f"  {method:<20} seed {seed}: best {r['best_val_accuracy']} | to target {ttt} | "
-                  f"epochs {r['epochs_run']} trials C{r['trials_complete']}/P{r['trials_pruned']}/F{r['trials_failed']} "
-                  f"| load {r['load']['load1_mean']} cpu share {r['cpu_share']}"
-                  + (f" | ERRORS {r['errors']}" if r["errors"] else ""), flush=True)
+            runs.append((method, seed))
+    all_cpus = sorted(os.sched_getaffinity(0))
+    if args.lanes > 1:
+        if args.lanes > len(all_cpus):
+            ap.error(f"--lanes {args.lanes} exceeds the {len(all_cpus)} CPUs here")
+        share = len(all_cpus) // args.lanes
+        free = [set(all_cpus[i * share:(i + 1) * share]) for i in range(args.lanes)]
+        print(f"# {args.lanes} lanes, CPUs {[sorted(c) for c in free]} (one run per lane at a time)", flush=True)
+    else:
+        free = [None]  # type: ignore[list-item]
+    lock = threading.Lock()
+
+    def lane(method: str, seed: int) -> None:
+        with lock:
+            cpus = free.pop(0)
+        try:
+            r = run_one(args.task, method, seed, args.budget, out_dir, args.grace, cpus)
+        finally:
+            with lock:
+                free.append(cpus)
+        ttt = " ".join(f"{k}:{'-' if v is None else f'{v:.0f}s'}" for k, v in r["time_to_target"].items())
+        print(f"  {method:<20} seed {seed}: best {r['best_val_accuracy']} | to target {ttt} | "
+              f"epochs {r['epochs_run']} trials C{r['trials_complete']}/P{r['trials_pruned']}/F{r['trials_failed']} "
+              f"| load {r['load']['load1_mean']} cpu share {r['cpu_share']}"
+              + (f" cpus {sorted(cpus)}" if cpus else "")
+              + (f" | ERRORS {r['errors']}" if r["errors"] else ""), flush=True)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, args.lanes)) as pool:
+        for f in [pool.submit(lane, m, s) for m, s in runs]:
+            f.result()
     return 0
 
 

@@ -215,9 +215,10 @@ def head_layers(x: Any, params: dict[str, Any], spec: Any) -> Any:
     return keras.layers.Dense(spec.num_classes, activation="softmax")(x)
 
 
-def compile_head(model: Any, params: dict[str, Any], spec: Any) -> Any:
+def compile_head(model: Any, params: dict[str, Any], spec: Any, *, steps_per_execution: int = 1) -> Any:
     from objectives._keras import compile_classifier
 
     compile_params = {**params, "optimizer": params.get("optimizer", "adam")}  # fixed adam where not searched
     return compile_classifier(model, compile_params, spec.num_classes,
-                              momentum=SGD_MOMENTUM if compile_params["optimizer"] == "sgd" else 0.0)
+                              momentum=SGD_MOMENTUM if compile_params["optimizer"] == "sgd" else 0.0,
+                              steps_per_execution=steps_per_execution)

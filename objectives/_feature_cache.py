@@ -109,6 +109,10 @@ def features(data: Any, backbone: str, image_size: int, weights: Any) -> dict[st
     return {s: np.load(entry / f"{s}.npy", mmap_mode="r") for s in SPLITS}
 
 
+# A head step on cached features takes milliseconds, so several run per call into the graph.
+HEAD_STEPS_PER_EXECUTION = 16
+
+
 def head_model(params: dict[str, Any], feature_shape: tuple[int, ...], spec: Any) -> Any:
     """The backbone tasks' head alone, on feature maps: the same layers as ``classifier``'s head."""
     import keras
@@ -117,7 +121,21 @@ def head_model(params: dict[str, Any], feature_shape: tuple[int, ...], spec: Any
     from objectives._backbones import head_layers
 
     inputs = keras.Input(feature_shape)
-    return compile_head(keras.Model(inputs, head_layers(inputs, params, spec)), params, spec)
+    return compile_head(keras.Model(inputs, head_layers(inputs, params, spec)), params, spec,
+                        steps_per_execution=HEAD_STEPS_PER_EXECUTION)
+
+
+# The float32 copies of the last entry's train and validation features, kept by the worker so
+# that its later trials skip reading and converting them (one entry: a worker searches one task).
+_loaded: dict[str, Any] = {}
+
+
+def _float32(entry_key: str, feats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if _loaded.get("key") != entry_key:
+        _loaded.clear()
+        _loaded.update(key=entry_key, train=np.asarray(feats["train"], dtype="float32"),
+                       val=np.asarray(feats["val"], dtype="float32"))
+    return _loaded["train"], _loaded["val"]
 
 
 def head_trial(params: dict[str, Any], data: Any, backbone: str, *, seed: int) -> tuple[Any, FitInputs, FitInputs] | None:
@@ -126,8 +144,10 @@ def head_trial(params: dict[str, Any], data: Any, backbone: str, *, seed: int) -
     if not cacheable(params, opts) or not hasattr(data, "paths"):
         return None
     size = int(opts.get("image_size", data.spec.input_shape[0]))
-    feats = features(data, backbone, size, opts.get("weights", "imagenet"))
+    weights = opts.get("weights", "imagenet")
+    feats = features(data, backbone, size, weights)
+    x_train, x_val = _float32(str(Path(feats["train"].filename).parent), feats)
     bs = int(params["batch_size"])
-    train = FitInputs(x=np.asarray(feats["train"], dtype="float32"), y=data.labels("train"), batch_size=bs)
-    val = FitInputs(x=np.asarray(feats["val"], dtype="float32"), y=data.labels("val"), batch_size=bs)
+    train = FitInputs(x=x_train, y=data.labels("train"), batch_size=bs)
+    val = FitInputs(x=x_val, y=data.labels("val"), batch_size=bs)
     return head_model(params, tuple(feats["train"].shape[1:]), data.spec), train, val

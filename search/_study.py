@@ -100,7 +100,9 @@ def make_pruner(s: StudySettings) -> Any:
     import optuna
 
     if s.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=s.max_epochs, reduction_factor=3)
+        from search._pruners import HyperbandPruner
+
+        return HyperbandPruner(min_resource=1, max_resource=s.max_epochs, reduction_factor=3)
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     return optuna.pruners.NopPruner()

@@ -102,6 +102,7 @@ class Worker:
         worker_id: str | None = None,
         retry_callback: Any = None,
         poll_seconds: float = 2.0,
+        sweep_seconds: float = 0.0,
         out: Any = None,
     ) -> None:
         self.study = study
@@ -111,6 +112,12 @@ class Worker:
         self.worker_id = worker_id
         self.retry_callback = retry_callback
         self.poll_seconds = poll_seconds
+        # Between trials the stale-trial sweep runs at most this often. A trial turns stale only a
+        # grace period after its worker's last heartbeat, so sweeping after every short trial
+        # found nothing new and cost two queries per trial; while waiting for a slot it still
+        # runs every poll.
+        self.sweep_seconds = sweep_seconds
+        self._last_sweep = -float("inf")
         self.out = out or sys.stdout
         self._in_trial = False
         self._stop_signal: int | None = None
@@ -128,15 +135,12 @@ class Worker:
 
     # -- budget --------------------------------------------------------------------------------
     def _counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for t in self.study.get_trials(deepcopy=False):
-            counts[t.state.name] = counts.get(t.state.name, 0) + 1
-        return counts
+        from storage import trial_state_counts
+
+        return trial_state_counts(self.study)
 
     def _wait_for_slot(self, deadline: float | None) -> bool:
         """True when this worker may start a trial; False when the study cap is reached."""
-        from storage import sweep_stale_trials
-
         while True:
             if self._stop_signal is not None:
                 return False
@@ -153,7 +157,7 @@ class Worker:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(self.poll_seconds)
-            sweep_stale_trials(self.study)
+            self._sweep(force=True)
 
     def _surplus(self, trial: Any) -> bool:
         """Whether ``trial`` lies beyond the study cap.
@@ -165,12 +169,9 @@ class Worker:
         """
         if self.cap is None:
             return False
-        ahead = sum(
-            1
-            for t in self.study.get_trials(deepcopy=False)
-            if t.number < trial.number and t.state.name != "FAIL"
-        )
-        return ahead >= self.cap
+        from storage import trials_ahead
+
+        return trials_ahead(self.study, trial.number) >= self.cap
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -183,11 +184,9 @@ class Worker:
         import optuna
         from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize uses
 
-        from storage import sweep_stale_trials
-
         deadline = None if self.budget.timeout is None else time.monotonic() + self.budget.timeout
         failures = 0
-        sweep_stale_trials(self.study)
+        self._sweep(force=True)
         while True:
             if self.budget.n_trials is not None and self.ran >= self.budget.n_trials:
                 break
@@ -226,8 +225,16 @@ class Worker:
                     )
             else:
                 failures = 0
-            sweep_stale_trials(self.study)
+            self._sweep()
         return self.ran
+
+    def _sweep(self, force: bool = False) -> None:
+        from storage import sweep_stale_trials
+
+        now = time.monotonic()
+        if force or now - self._last_sweep >= self.sweep_seconds:
+            self._last_sweep = now
+            sweep_stale_trials(self.study)
 
     def _run_one(self, trial: Any, get_heartbeat_thread: Any) -> tuple[Any, float | None, _Interrupted | None]:
         """Run the objective inside the heartbeat thread; return (state or None if the trial was

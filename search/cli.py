@@ -266,6 +266,7 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
         budget=WorkerBudget(n_trials=args.n_trials, timeout=args.timeout, max_failures=args.max_failures),
         worker_id=worker_id, retry_callback=retry,
         poll_seconds=min(5.0, max(0.5, args.grace_period / 10)),
+        sweep_seconds=args.grace_period / 4,
     )
     worker.install_signal_handlers()
     n = worker.run()

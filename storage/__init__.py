@@ -10,6 +10,9 @@ from storage._engine import engine_kwargs_for
 from storage._engine import open_storage
 from storage._engine import sqlite_path
 from storage._errors import StorageError
+from storage._queries import set_user_attrs
+from storage._queries import trial_state_counts
+from storage._queries import trials_ahead
 from storage._sweep import sweep_stale_trials
 from storage._url import DEFAULT_URL
 from storage._url import mask_text
@@ -29,6 +32,9 @@ __all__ = [
     "mask_url",
     "open_storage",
     "resolve_url",
+    "set_user_attrs",
     "sqlite_path",
     "sweep_stale_trials",
+    "trial_state_counts",
+    "trials_ahead",
 ]

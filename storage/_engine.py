@@ -153,6 +153,17 @@ def _retrying_rdb_storage_class() -> type:
         base.__setstate__(self, state)
         _install_idle_pre_ping(self.engine)
 
+    def set_trial_user_attrs(self: Any, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Several user attributes in one transaction (Optuna writes one per transaction), with
+        Optuna's own per-attribute upsert and its "trial is still updatable" check."""
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for key, value in attrs.items():
+                self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+
+    namespace["set_trial_user_attrs"] = _with_retries(set_trial_user_attrs)
     namespace["__init__"] = __init__
     namespace["__setstate__"] = __setstate__
     namespace["__module__"] = __name__

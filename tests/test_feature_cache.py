@@ -52,8 +52,11 @@ def test_cache_is_used_only_when_allowed_and_reused(cats: Path, tmp_path: Path, 
     feats = np.load(entries[0] / "train.npy")
     assert feats.shape[0] == data.sizes["train"] and feats.dtype == np.float16
     stamp = (entries[0] / "train.npy").stat().st_mtime_ns
+    loaded = _feature_cache._loaded["train"]
+    np.testing.assert_array_equal(loaded, feats.astype(np.float32))  # the worker's float32 copy
     _trial(task, data, {**FROZEN, "learning_rate": 1e-2})  # another head on the same features
     assert (entries[0] / "train.npy").stat().st_mtime_ns == stamp  # reused, not recomputed
+    assert _feature_cache._loaded["train"] is loaded  # and not read and converted again
     # augmentation or fine-tuning on, or the cache off: end to end
     for params, options in (({**FROZEN, "augment": True, "flip": "horizontal", "rotation": 0.1}, SMALL),
                             ({**FROZEN, "fine_tune": True, "fine_tune_layers": 10}, SMALL),
@@ -97,3 +100,26 @@ def test_two_workers_at_once_compute_the_features_once(cats: Path, tmp_path: Pat
     assert sum(o.count("computing MobileNetV2 features") for o in outs) == 1  # one computed, one waited
     assert all(f"rows {n_train}" in o for o in outs)
     assert len([p for p in (tmp_path / "shared-cache").iterdir() if p.is_dir()]) == 1
+
+
+def test_a_cached_trial_learns_what_the_end_to_end_trial_learns(cats: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same seed, same head: per-epoch training and validation losses agree up to the float16
+    storage of the features (and the head's several steps per graph call change nothing)."""
+    from search._objective import TrialRunner
+
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    task = get_task("cats_vs_dogs")
+    params = {**FROZEN, "pooling": "flatten", "batch_size": 16}
+    histories = []
+    for options in ({**SMALL, "feature_cache": "off"}, SMALL):
+        trial = optuna.trial.FixedTrial(params)
+        TrialRunner(task, task.load_data(str(cats), seed=0, options=options), max_epochs=3, seed=0)(trial)
+        histories.append(trial.user_attrs)
+    e2e, cached = histories
+    assert "feature_cache" not in e2e and cached["feature_cache"] is True
+    for key in ("loss", "val_loss"):
+        assert len(e2e["history"][key]) == len(cached["history"][key]) == 3
+        np.testing.assert_allclose(cached["history"][key], e2e["history"][key], atol=2e-3, err_msg=key)
+    # the losses moved: a check that could not fail on a head that never trained
+    assert e2e["history"]["loss"][0] != e2e["history"]["loss"][-1]
