@@ -360,7 +360,7 @@ def build(results: Path) -> str:
         "by hand. **Regenerate everything (measure, then write this file) with one command:**",
         "",
         "```bash",
-        ".venv/bin/python benchmarks/run_all.py --lanes 2  # the issue's full protocol: MNIST 420 s, CIFAR 900 s, seeds 0,1,2 (~3 h)",
+        ".venv/bin/python benchmarks/run_all.py --lanes 2  # the issue's full protocol: MNIST 420 s, CIFAR 900 s, seeds 0,1,2 (~3.5 h)",
         "```",
         "",
         "What ran for the tables below, each table's budget and date in its heading and rows. On 2026-11-23 the "
@@ -385,8 +385,14 @@ def build(results: Path) -> str:
         "",
     ]
     if machines:
-        out += ["## Machine", "", machine_block(machines[-1]) + ".", "",
-                f"Measured {dates[0]} … {dates[-1]} (UTC). Load averages are per table and per run below; "
+        latest = max(machines, key=lambda m: m["date"])
+        cpus_by_day: dict[str, set[str]] = {}
+        for m in machines:
+            cpus_by_day.setdefault(m["date"][:10], set()).add(str(m.get("cpu_model")))
+        days = "; ".join(f"{d}: {', '.join(sorted(c))}" for d, c in sorted(cpus_by_day.items()))
+        out += ["## Machine", "", machine_block(latest) + ".", "",
+                f"Measured {dates[0]} … {dates[-1]} (UTC), on a virtual machine whose CPU model changed between "
+                f"sessions ({days}). Load averages are per table and per run below; "
                 "the machine has 2 cores and is a shared virtual machine whose speed drifted from day to day "
                 "(the same bare 3-epoch trial took 3.6 s on 2026-11-22, 4.6-6.9 s on 2026-11-23 and 3.8-8.3 s, median "
                 "4.7 s, on 2026-12-01), so absolute "
