@@ -14,7 +14,6 @@ import threading
 import time
 from typing import Any
 
-
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TMP = RESULTS / "tmp"  # logs and scratch databases; git-ignored

@@ -23,14 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-PARAMS = {"augment": False, "pooling": "flatten", "dense_units": 64, "dropout": 0.0, "learning_rate": 1e-3,
-          "batch_size": 32, "fine_tune": False}
+PARAMS = {
+    "augment": False,
+    "pooling": "flatten",
+    "dense_units": 64,
+    "dropout": 0.0,
+    "learning_rate": 1e-3,
+    "batch_size": 32,
+    "fine_tune": False,
+}
 
 
 def trial(task, data, epochs):  # type: ignore[no-untyped-def]
     import optuna
 
-    from search._objective import TrialRunner
+    from hpsearch._objective import TrialRunner
 
     t = optuna.trial.FixedTrial(PARAMS)
     t0 = time.perf_counter()
@@ -58,7 +65,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     os.environ["HPSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="hpsearch-cache-bench-")
-    from objectives import get_task
+    from hpsearch.objectives import get_task
 
     task = get_task("cats_vs_dogs")
     opts = {"weights": args.weights, "image_size": args.image_size}
@@ -80,8 +87,12 @@ def main() -> None:
     vals["cached"].append(v)
     med = {k: statistics.median(v) for k, v in rows.items() if v}
     out = {
-        "data": e2e_data.description, "image_size": args.image_size, "epochs": args.epochs, "weights": args.weights,
-        "seconds": rows, "median_seconds": med,
+        "data": e2e_data.description,
+        "image_size": args.image_size,
+        "epochs": args.epochs,
+        "weights": args.weights,
+        "seconds": rows,
+        "median_seconds": med,
         "speedup_warm": med["end_to_end"] / med["cached_warm"],
         "speedup_cold": med["end_to_end"] / med["cached_cold"],
         "val_accuracy": vals,

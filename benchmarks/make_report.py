@@ -18,10 +18,8 @@ import statistics
 import sys
 from typing import Any
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _machine  # noqa: E402
-
 
 METHOD_ORDER = ("hpsearch", "hpsearch-nobaseline", "tpe", "random", "kt-hyperband")
 METHOD_LABEL = {
@@ -77,11 +75,20 @@ def aggregate_method(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for t in targets:
         vals = [r["time_to_target"].get(t) for r in runs]
         lo, hi = spread(vals)
-        out["ttt"][t] = {"median": median_inf(vals), "min": lo, "max": hi,
-                         "reached": sum(v is not None for v in vals), "values": vals}
+        out["ttt"][t] = {
+            "median": median_inf(vals),
+            "min": lo,
+            "max": hi,
+            "reached": sum(v is not None for v in vals),
+            "values": vals,
+        }
     best = [r["best_val_accuracy"] for r in runs if r["best_val_accuracy"] is not None]
-    out["best"] = {"median": statistics.median(best) if best else None, "min": min(best, default=None),
-                   "max": max(best, default=None), "values": [r["best_val_accuracy"] for r in runs]}
+    out["best"] = {
+        "median": statistics.median(best) if best else None,
+        "min": min(best, default=None),
+        "max": max(best, default=None),
+        "values": [r["best_val_accuracy"] for r in runs],
+    }
     budget = runs[0]["budget_s"]
     out["anytime"] = {}
     for frac in ANYTIME:
@@ -143,13 +150,17 @@ def search_section(task: str, budget: float, by_method: dict[str, list[dict[str,
         "",
         f"Data: {any_run.get('data')}; at most {any_run['max_epochs']} epochs per trial. Every run is a fresh "
         f"process, stopped hard at {budget:g} s after its clock started (data already loaded)"
-        + (f", pinned to {len(any_run['cpus'])} CPU core(s) while another run used the other core(s)"
-           if any_run.get("cpus") else ", on all cores")
+        + (
+            f", pinned to {len(any_run['cpus'])} CPU core(s) while another run used the other core(s)"
+            if any_run.get("cpus")
+            else ", on all cores"
+        )
         + f"; measured {min(r['machine']['date'] for rs in by_method.values() for r in rs)[:10]}. Time to a "
         "target: median over seeds (min–max; seeds that reached it / seeds), epoch resolution; "
         "a seed that never reached it counts as +∞ in the median.",
         "",
-        "| method | " + " | ".join(f"time to {t}" for t in targets)
+        "| method | "
+        + " | ".join(f"time to {t}" for t in targets)
         + "".join(f" | best at {budget * f:g} s" for f in ANYTIME)
         + f" | best val acc at {budget:g} s: median (min–max) | epochs | trials complete / pruned / failed | load (1 min) |",
         "|---|" + "---:|" * (len(targets) + len(ANYTIME)) + "---:|---:|---:|---:|",
@@ -158,7 +169,8 @@ def search_section(task: str, budget: float, by_method: dict[str, list[dict[str,
         a = agg[m]
         b = a["best"]
         lines.append(
-            f"| {label(m)} | " + " | ".join(ttt_cell(a["ttt"][t], budget) for t in targets)
+            f"| {label(m)} | "
+            + " | ".join(ttt_cell(a["ttt"][t], budget) for t in targets)
             + "".join(f" | {acc(a['anytime'][f])}" for f in ANYTIME)
             + f" | {acc(b['median'])} ({acc(b['min'])}–{acc(b['max'])}) | {a['epochs_run']:.0f}"
             f" | {a['trials_complete']:.0f} / {a['trials_pruned']:.0f} / {a['trials_failed']:.0f}"
@@ -166,13 +178,19 @@ def search_section(task: str, budget: float, by_method: dict[str, list[dict[str,
         )
     lines.append("")
     # per seed detail
-    lines += ["<details><summary>Per seed</summary>", "",
-              "| method | seed | " + " | ".join(f"to {t}" for t in targets) + " | best | epochs | C / P / F | load mean | CPU share |",
-              "|---|---:|" + "---:|" * len(targets) + "---:|---:|---:|---:|---:|"]
+    lines += [
+        "<details><summary>Per seed</summary>",
+        "",
+        "| method | seed | "
+        + " | ".join(f"to {t}" for t in targets)
+        + " | best | epochs | C / P / F | load mean | CPU share |",
+        "|---|---:|" + "---:|" * len(targets) + "---:|---:|---:|---:|---:|",
+    ]
     for m in methods:
         for r in sorted(by_method[m], key=lambda r: r["seed"]):
             lines.append(
-                f"| {m} | {r['seed']} | " + " | ".join(fs(r["time_to_target"].get(t)) for t in targets)
+                f"| {m} | {r['seed']} | "
+                + " | ".join(fs(r["time_to_target"].get(t)) for t in targets)
                 + f" | {acc(r['best_val_accuracy'])} | {r['epochs_run']} | {r['trials_complete']} / "
                 f"{r['trials_pruned']} / {r['trials_failed']} | {r['load']['load1_mean']:.1f} | {r['cpu_share']} |"
             )
@@ -217,8 +235,10 @@ def search_section(task: str, budget: float, by_method: dict[str, list[dict[str,
             else:
                 ok, text = nb <= tp, f"no-baseline {fs(nb)} vs TPE {fs(tp)}"
             verdict["nobaseline_vs_tpe"] = {"text": text, "met": ok}
-            lines.append(f"- `--no-baseline` no slower than unpruned TPE to {mid}: {text}"
-                         + ("" if ok is None else (" ✓" if ok else " ✗")))
+            lines.append(
+                f"- `--no-baseline` no slower than unpruned TPE to {mid}: {text}"
+                + ("" if ok is None else (" ✓" if ok else " ✗"))
+            )
         lines.append("")
     errs = [e for m in methods for e in agg[m]["errors"]]
     if errs:
@@ -233,7 +253,11 @@ def overhead_section(r: dict[str, Any]) -> str:
         "",
         f"`{r['command']}`: {r['repeats']} processes per mode (interleaved), each 1 warm-up trial + "
         f"{r['trials_per_process']} measured trials; medians over the measured trials."
-        + (f" `-orig`: `search/_objective.py` as of {r['orig_ref']}." if any(m.endswith("-orig") for m in r["modes"]) else "")
+        + (
+            f" `-orig`: `search/_objective.py` as of {r['orig_ref']}."
+            if any(m.endswith("-orig") for m in r["modes"])
+            else ""
+        )
         + f" Measured {r['machine']['date'][:16]}; load during the run: mean {r['load']['load1_mean']} "
         f"(min {r['load']['load1_min']}, max {r['load']['load1_max']}).",
         "",
@@ -262,7 +286,7 @@ def overhead_section(r: dict[str, Any]) -> str:
     if pg and "service_pct" in pg:
         ok = pg["service_pct"] <= SERVICE_GOAL_PCT
         lines.append(
-            f"Goal \"service overhead ≤ {SERVICE_GOAL_PCT:g} % of a trial's time on PostgreSQL\": service "
+            f'Goal "service overhead ≤ {SERVICE_GOAL_PCT:g} % of a trial\'s time on PostgreSQL": service '
             f"{pg['service_s']:.3f} s = {pg['service_pct']:.2f} % of the bare trial → "
             + ("**met**" if ok else "**not met**")
             + f". Whole-trial difference (includes clear_session + gc and the machine's noise): "
@@ -275,29 +299,40 @@ def overhead_section(r: dict[str, Any]) -> str:
         fixed = pg["service_s"] - per_epoch * r["epochs"]
         b = s.get("bare", {})
         if b.get("epoch_first_s") is not None and b.get("epoch_later_s") is not None:
-            lines.append("Projection (PostgreSQL service = a per-trial part + a per-epoch part; bare trial = build + "
-                         "first epoch + later epochs):")
+            lines.append(
+                "Projection (PostgreSQL service = a per-trial part + a per-epoch part; bare trial = build + "
+                "first epoch + later epochs):"
+            )
             lines.append("")
             for n in (3, 10, 30):
                 trial = (b["build_s"] or 0) + b["epoch_first_s"] + (n - 1) * b["epoch_later_s"]
                 svc = fixed + n * per_epoch
                 lines.append(f"- {n} epochs: service {svc:.3f} s of a {trial:.1f} s trial = {100 * svc / trial:.2f} %")
-            lines.append(f"- per trial {fixed:.3f} s, per epoch {1e3 * per_epoch:.1f} ms (the epoch itself: "
-                         f"{b['epoch_later_s']:.2f} s, so the per-epoch part alone is "
-                         f"{100 * per_epoch / b['epoch_later_s']:.1f} %)")
+            lines.append(
+                f"- per trial {fixed:.3f} s, per epoch {1e3 * per_epoch:.1f} ms (the epoch itself: "
+                f"{b['epoch_later_s']:.2f} s, so the per-epoch part alone is "
+                f"{100 * per_epoch / b['epoch_later_s']:.1f} %)"
+            )
             lines.append("")
         calls = pg.get("storage_by_call")
         if calls:
-            lines += ["Storage calls of one PostgreSQL trial (mean per trial; `loop:` in the worker loop, `runner:` "
-                      "inside the trial):", "", "| call | calls | ms |", "|---|---:|---:|"]
+            lines += [
+                "Storage calls of one PostgreSQL trial (mean per trial; `loop:` in the worker loop, `runner:` "
+                "inside the trial):",
+                "",
+                "| call | calls | ms |",
+                "|---|---:|---:|",
+            ]
             for name, c in list(calls.items())[:12]:
                 lines.append(f"| `{name}` | {c['calls']:g} | {c['ms']:.1f} |")
             lines.append("")
     bare, spe = s.get("bare"), s.get("bare-spe32")
     if bare and spe and bare.get("epoch_later_s") and spe.get("epoch_later_s"):
-        lines.append(f"`steps_per_execution=32` (same model, same numbers): later epochs {spe['epoch_later_s']:.2f} s vs "
-                     f"{bare['epoch_later_s']:.2f} s ({100 * (spe['epoch_later_s'] / bare['epoch_later_s'] - 1):+.0f} %), "
-                     f"whole trial {spe['iteration_s']:.2f} s vs {bare['iteration_s']:.2f} s.")
+        lines.append(
+            f"`steps_per_execution=32` (same model, same numbers): later epochs {spe['epoch_later_s']:.2f} s vs "
+            f"{bare['epoch_later_s']:.2f} s ({100 * (spe['epoch_later_s'] / bare['epoch_later_s'] - 1):+.0f} %), "
+            f"whole trial {spe['iteration_s']:.2f} s vs {bare['iteration_s']:.2f} s."
+        )
         lines.append("")
     return "\n".join(lines)
 
@@ -325,15 +360,20 @@ def feature_cache_section(r: dict[str, Any]) -> str:
         lines.append(f"| {label_} | {med[key]:.1f} ({runs}) | {a} |")
     gap = r["val_accuracy_gap_points"]
     verdict = "✓" if r["speedup_warm"] >= 10 and gap <= 0.5 else "✗"
-    lines += ["", f"Speed-up of a cached trial: **{r['speedup_warm']:.1f}x** warm, {r['speedup_cold']:.1f}x cold; "
-              f"validation accuracy gap {gap:.2f} points (goal: >= 10x within 0.5 points) {verdict}."]
+    lines += [
+        "",
+        f"Speed-up of a cached trial: **{r['speedup_warm']:.1f}x** warm, {r['speedup_cold']:.1f}x cold; "
+        f"validation accuracy gap {gap:.2f} points (goal: >= 10x within 0.5 points) {verdict}.",
+    ]
     if "val_loss_per_epoch" in r:
         vl = r["val_loss_per_epoch"]  # end-to-end, cached, end-to-end, cached, ...: compared by repeat
         diff = max(abs(a - b) for i in range(0, len(vl) - 1, 2) for a, b in zip(vl[i], vl[i + 1]))
-        lines.append(f"Largest difference of any epoch's validation loss between the end-to-end and the cached "
-                     f"run of the same repeat: {diff:.2e} (the same head; the cache stores features as float16, "
-                     "hence not exactly zero; with "
-                     "`weights=none` the accuracy itself sits near chance, so this is the sharper check).")
+        lines.append(
+            f"Largest difference of any epoch's validation loss between the end-to-end and the cached "
+            f"run of the same repeat: {diff:.2e} (the same head; the cache stores features as float16, "
+            "hence not exactly zero; with "
+            "`weights=none` the accuracy itself sits near chance, so this is the sharper check)."
+        )
     return "\n".join(lines)
 
 
@@ -381,7 +421,7 @@ def build(results: Path) -> str:
         "seeds and 300 s x 2 seeds, CIFAR-10 180 s x 1 seed (`run_all.py --mnist-budget 120 --cifar-budget 180 "
         "--cifar-seeds 0` and `search_bench.py` with `--methods`).",
         "",
-        "Benchmarks are scripts, not tests: CI's `pytest -m \"not slow and not bench\"` never runs them.",
+        'Benchmarks are scripts, not tests: CI\'s `pytest -m "not slow and not bench"` never runs them.',
         "",
     ]
     if machines:
@@ -390,42 +430,60 @@ def build(results: Path) -> str:
         for m in machines:
             cpus_by_day.setdefault(m["date"][:10], set()).add(str(m.get("cpu_model")))
         days = "; ".join(f"{d}: {', '.join(sorted(c))}" for d, c in sorted(cpus_by_day.items()))
-        out += ["## Machine", "", machine_block(latest) + ".", "",
-                f"Measured {dates[0]} … {dates[-1]} (UTC), on a virtual machine whose CPU model changed between "
-                f"sessions ({days}). Load averages are per table and per run below; "
-                "the machine has 2 cores and is a shared virtual machine whose speed drifted from day to day "
-                "(the same bare 3-epoch trial took 3.6 s on 2026-11-22, 4.6-6.9 s on 2026-11-23 and 3.8-8.3 s, median "
-                "4.7 s, on 2026-12-01), so absolute "
-                "seconds are noisy and comparisons hold only within a table.", ""]
+        out += [
+            "## Machine",
+            "",
+            machine_block(latest) + ".",
+            "",
+            f"Measured {dates[0]} … {dates[-1]} (UTC), on a virtual machine whose CPU model changed between "
+            f"sessions ({days}). Load averages are per table and per run below; "
+            "the machine has 2 cores and is a shared virtual machine whose speed drifted from day to day "
+            "(the same bare 3-epoch trial took 3.6 s on 2026-11-22, 4.6-6.9 s on 2026-11-23 and 3.8-8.3 s, median "
+            "4.7 s, on 2026-12-01), so absolute "
+            "seconds are noisy and comparisons hold only within a table.",
+            "",
+        ]
     verdicts = []
     if groups:
-        out += ["## Search strategies: same space, same wall-clock budget", "",
-                "Produced by `benchmarks/search_bench.py` (its docstring has the full protocol). Methods: hpsearch's "
-                "default through its own SQLite study and worker (`create_study` + `run_worker`: TPE multivariate with "
-                "constant liar, Hyperband min 1 / max = max epochs / factor 3, the task's seed-notebook baselines "
-                "enqueued first); the same with `--no-baseline`; plain Optuna TPE and random search without "
-                "pruning (`study.optimize(timeout=budget)`, plain `model.fit`); Keras Tuner's Hyperband (factor 3, "
-                "same max epochs, the same space as `kt.HyperParameters`). All use the task's `build_model`, the "
-                "same split and the same max epochs.", ""]
-        for (task, budget) in sorted(groups, key=lambda k: (k[0] != "mnist_mlp", k[0], k[1])):
+        out += [
+            "## Search strategies: same space, same wall-clock budget",
+            "",
+            "Produced by `benchmarks/search_bench.py` (its docstring has the full protocol). Methods: hpsearch's "
+            "default through its own SQLite study and worker (`create_study` + `run_worker`: TPE multivariate with "
+            "constant liar, Hyperband min 1 / max = max epochs / factor 3, the task's seed-notebook baselines "
+            "enqueued first); the same with `--no-baseline`; plain Optuna TPE and random search without "
+            "pruning (`study.optimize(timeout=budget)`, plain `model.fit`); Keras Tuner's Hyperband (factor 3, "
+            "same max epochs, the same space as `kt.HyperParameters`). All use the task's `build_model`, the "
+            "same split and the same max epochs.",
+            "",
+        ]
+        for task, budget in sorted(groups, key=lambda k: (k[0] != "mnist_mlp", k[0], k[1])):
             text, verdict = search_section(task, budget, groups[(task, budget)])
             out += [text, ""]
             verdicts.append(verdict)
     if overhead:
-        out += ["## Per-trial fixed cost and service overhead", "",
-                "Produced by `benchmarks/overhead_bench.py` (its docstring defines each column). *Service* = the "
-                "worker loop outside the trial's training (ask, tell, heartbeat thread start/stop, stale sweeps, "
-                "cap checks) + the storage work inside it (suggest, `trial.report` + `should_prune` per epoch, "
-                "user-attr writes), timed directly; *vs bare* = whole hpsearch trial minus a bare "
-                "`build_model` + `fit` trial.", ""]
+        out += [
+            "## Per-trial fixed cost and service overhead",
+            "",
+            "Produced by `benchmarks/overhead_bench.py` (its docstring defines each column). *Service* = the "
+            "worker loop outside the trial's training (ask, tell, heartbeat thread start/stop, stale sweeps, "
+            "cap checks) + the storage work inside it (suggest, `trial.report` + `should_prune` per epoch, "
+            "user-attr writes), timed directly; *vs bare* = whole hpsearch trial minus a bare "
+            "`build_model` + `fit` trial.",
+            "",
+        ]
         for o in overhead:
             out += [overhead_section(o), ""]
     caches = [json.loads(p.read_text()) for p in sorted(results.glob("feature_cache_*ep.json"))]
     if caches:
-        out += ["## Frozen-backbone feature cache", "",
-                "Produced by `benchmarks/feature_cache_bench.py [--epochs N]`: the same frozen, non-augmented "
-                "`cats_vs_dogs` trial (the real `TrialRunner`) end to end (`--option feature_cache=off`) and on "
-                "cached backbone features.", ""]
+        out += [
+            "## Frozen-backbone feature cache",
+            "",
+            "Produced by `benchmarks/feature_cache_bench.py [--epochs N]`: the same frozen, non-augmented "
+            "`cats_vs_dogs` trial (the real `TrialRunner`) end to end (`--option feature_cache=off`) and on "
+            "cached backbone features.",
+            "",
+        ]
         for c in sorted(caches, key=lambda c: c["epochs"]):
             out += [feature_cache_section(c), ""]
     notes = _machine.ROOT / "benchmarks" / "NOTES.md"
@@ -433,7 +491,7 @@ def build(results: Path) -> str:
         out += [notes.read_text().rstrip(), ""]
     storage = results / "storage_bench.md"
     if storage.exists():
-        out += ["## Storage", "", f"See `benchmarks/results/storage_bench.md` (`benchmarks/storage_bench.py`).", ""]
+        out += ["## Storage", "", "See `benchmarks/results/storage_bench.md` (`benchmarks/storage_bench.py`).", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

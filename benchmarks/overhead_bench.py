@@ -62,10 +62,8 @@ import time
 from typing import Any
 import uuid
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _machine  # noqa: E402
-
 
 MODES = ("bare", "sqlite", "postgresql", "sqlite-orig", "postgresql-orig")
 EXTRA_MODES = ("postgresql-ping60", "bare-spe32")
@@ -160,7 +158,9 @@ def _epoch_timer(out: list[float]) -> Any:
     return T()
 
 
-def child_bare(task: Any, data: Any, n: int, epochs: int, params: dict[str, Any], spe: int | None) -> list[dict[str, Any]]:
+def child_bare(
+    task: Any, data: Any, n: int, epochs: int, params: dict[str, Any], spe: int | None
+) -> list[dict[str, Any]]:
     import keras
 
     (x, y), (xv, yv) = data._splits["train"], data._splits["val"]
@@ -174,22 +174,42 @@ def child_bare(task: Any, data: Any, n: int, epochs: int, params: dict[str, Any]
             model.steps_per_execution = spe
         t2 = time.perf_counter()
         ep: list[float] = []
-        hist = model.fit(x, y, batch_size=params["batch_size"], epochs=epochs, validation_data=(xv, yv),
-                         verbose=0, shuffle=True, callbacks=[_epoch_timer(ep)])
+        hist = model.fit(
+            x,
+            y,
+            batch_size=params["batch_size"],
+            epochs=epochs,
+            validation_data=(xv, yv),
+            verbose=0,
+            shuffle=True,
+            callbacks=[_epoch_timer(ep)],
+        )
         t3 = time.perf_counter()
-        rows.append({"iteration_s": t3 - t0, "build_s": t2 - t1, "fit_s": t3 - t2, "epoch_s": ep,
-                     "val_accuracy": hist.history["val_accuracy"]})
+        rows.append(
+            {
+                "iteration_s": t3 - t0,
+                "build_s": t2 - t1,
+                "fit_s": t3 - t2,
+                "epoch_s": ep,
+                "val_accuracy": hist.history["val_accuracy"],
+            }
+        )
         del model
     return rows
 
 
 def _load_runner_class(variant: str, orig_ref: str) -> Any:
     if variant != "orig":
-        from search._objective import TrialRunner
+        from hpsearch._objective import TrialRunner
 
         return TrialRunner
-    src = subprocess.run(["git", "show", f"{orig_ref}:search/_objective.py"], capture_output=True, text=True,
-                         cwd=_machine.ROOT, check=True).stdout
+    src = subprocess.run(
+        ["git", "show", f"{orig_ref}:search/_objective.py"],
+        capture_output=True,
+        text=True,
+        cwd=_machine.ROOT,
+        check=True,
+    ).stdout
     path = _machine.TMP / f"objective_{orig_ref}.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(src)
@@ -226,23 +246,24 @@ def fresh_url(backend: str):
         admin.dispose()
 
 
-def child_hpsearch(task: Any, data: Any, n: int, epochs: int, params: dict[str, Any], backend: str,
-                   variant: str, orig_ref: str) -> list[dict[str, Any]]:
+def child_hpsearch(
+    task: Any, data: Any, n: int, epochs: int, params: dict[str, Any], backend: str, variant: str, orig_ref: str
+) -> list[dict[str, Any]]:
     import gc
 
     import keras
     import optuna
 
-    from search._pruners import HyperbandPruner
-    import search._study as study_mod
-    from search._study import StudySettings
-    from search._study import create_study
-    from search._study import load_study
-    from search._study import read_settings
-    from search._worker import Worker
-    from search._worker import WorkerBudget
-    import storage as storage_pkg
-    from storage import open_storage
+    from hpsearch._pruners import HyperbandPruner
+    import hpsearch._study as study_mod
+    from hpsearch._study import StudySettings
+    from hpsearch._study import create_study
+    from hpsearch._study import load_study
+    from hpsearch._study import read_settings
+    from hpsearch._worker import Worker
+    from hpsearch._worker import WorkerBudget
+    import hpsearch.storage as storage_pkg
+    from hpsearch.storage import open_storage
 
     class NeverPrunes(HyperbandPruner):
         """The real Hyperband pruner's work (and storage reads), but the answer is always "go on"."""
@@ -260,7 +281,7 @@ def child_hpsearch(task: Any, data: Any, n: int, epochs: int, params: dict[str, 
 
     study_mod.make_pruner = make_pruner
     if variant == "ping60":
-        import storage._engine as engine_mod
+        import hpsearch.storage._engine as engine_mod
 
         engine_mod.PRE_PING_IDLE_SECONDS = 60.0
     timers = Timers()
@@ -279,7 +300,7 @@ def child_hpsearch(task: Any, data: Any, n: int, epochs: int, params: dict[str, 
     real_sweep = storage_pkg.sweep_stale_trials
     storage_pkg.sweep_stale_trials = timers.wrap(real_sweep, "sweep", storage=True)
     # hpsearch's own storage calls: the cap's count queries and the batched user-attribute write
-    import storage._queries as queries
+    import hpsearch.storage._queries as queries
 
     queries._count_by_state = timers.wrap(queries._count_by_state, "count_by_state", storage=True)
     queries._count_not_failed_before = timers.wrap(queries._count_not_failed_before, "count_ahead", storage=True)
@@ -322,8 +343,16 @@ def child_hpsearch(task: Any, data: Any, n: int, epochs: int, params: dict[str, 
         study.ask = ask  # type: ignore[method-assign]
         retry = getattr(study._storage, "_backend", study._storage).get_heartbeat_stale_trial_callback()
         with open(os.devnull, "w") as devnull:
-            worker = Worker(study, timed_runner, cap=settings.n_trials, budget=WorkerBudget(), out=devnull,
-                            retry_callback=retry, poll_seconds=min(5.0, max(0.5, 120 / 10)), sweep_seconds=120 / 4)
+            worker = Worker(
+                study,
+                timed_runner,
+                cap=settings.n_trials,
+                budget=WorkerBudget(),
+                out=devnull,
+                retry_callback=retry,
+                poll_seconds=min(5.0, max(0.5, 120 / 10)),
+                sweep_seconds=120 / 4,
+            )
             worker.run()
         t_end = time.perf_counter()
         frozen = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -333,9 +362,13 @@ def child_hpsearch(task: Any, data: Any, n: int, epochs: int, params: dict[str, 
             ft = frozen.get(i)
             hist = (ft.user_attrs.get("history") or {}) if ft else {}
             row = {k: v for k, v in tr.items() if k not in ("t_start", "in_runner")}
-            row.update(iteration_s=nxt - tr["t_start"], epoch_s=hist.get("seconds", []),
-                       val_accuracy=hist.get("val_accuracy", []), state=ft.state.name if ft else None,
-                       n_user_attrs=len(ft.user_attrs) if ft else None)
+            row.update(
+                iteration_s=nxt - tr["t_start"],
+                epoch_s=hist.get("seconds", []),
+                val_accuracy=hist.get("val_accuracy", []),
+                state=ft.state.name if ft else None,
+                n_user_attrs=len(ft.user_attrs) if ft else None,
+            )
             rows.append(row)
         for s in (study._storage, backend_storage):
             with contextlib.suppress(Exception):
@@ -356,7 +389,7 @@ def child_main(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("hpsearch").setLevel(logging.WARNING)
-    from objectives import get_task
+    from hpsearch.objectives import get_task
 
     task = get_task(TASK)
     data = task.load_data(str(_machine.DATASETS / "mnist-t10k"), seed=0)
@@ -400,14 +433,32 @@ def med(xs: list[float | None]) -> float | None:
 
 
 def aggregate(mode: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("iteration_s", "runner_s", "loop_s", "service_s", "storage_s", "storage_calls", "storage_thread",
-            "clear_gc_s", "gc_s", "build_s", "fit_s", "tracing_s", "report_ms_per_epoch", "suggest_s",
-            "set_user_attr_s", "set_user_attr_s_n", "seed_s")
+    keys = (
+        "iteration_s",
+        "runner_s",
+        "loop_s",
+        "service_s",
+        "storage_s",
+        "storage_calls",
+        "storage_thread",
+        "clear_gc_s",
+        "gc_s",
+        "build_s",
+        "fit_s",
+        "tracing_s",
+        "report_ms_per_epoch",
+        "suggest_s",
+        "set_user_attr_s",
+        "set_user_attr_s_n",
+        "seed_s",
+    )
     out: dict[str, Any] = {"mode": mode, "n_trials": len(rows)}
     for k in keys:
         out[k] = med([r.get(k) for r in rows])
     out["epoch_first_s"] = med([(r.get("epoch_s") or [None])[0] for r in rows])
-    out["epoch_later_s"] = med([statistics.median(r["epoch_s"][1:]) if len(r.get("epoch_s") or []) > 1 else None for r in rows])
+    out["epoch_later_s"] = med(
+        [statistics.median(r["epoch_s"][1:]) if len(r.get("epoch_s") or []) > 1 else None for r in rows]
+    )
     calls: dict[str, list[float]] = {}
     for r in rows:
         for name, (n, dt) in (r.get("storage_by_call") or {}).items():
@@ -415,15 +466,19 @@ def aggregate(mode: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
             c[0] += n
             c[1] += dt
     if calls:  # per trial: mean calls and milliseconds, biggest first
-        out["storage_by_call"] = {k: {"calls": round(n / len(rows), 2), "ms": round(1e3 * dt / len(rows), 2)}
-                                  for k, (n, dt) in sorted(calls.items(), key=lambda kv: -kv[1][1])}
+        out["storage_by_call"] = {
+            k: {"calls": round(n / len(rows), 2), "ms": round(1e3 * dt / len(rows), 2)}
+            for k, (n, dt) in sorted(calls.items(), key=lambda kv: -kv[1][1])
+        }
     out["iteration_min_s"] = min((r["iteration_s"] for r in rows), default=None)
     out["iteration_max_s"] = max((r["iteration_s"] for r in rows), default=None)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--trials", type=int, default=3, help="measured trials per process (after 1 warm-up)")
     ap.add_argument("--repeats", type=int, default=3, help="processes per mode")
@@ -442,17 +497,33 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown mode {m!r}; choose from {', '.join(MODES + EXTRA_MODES)}")
     out = Path(args.out) if args.out else _machine.RESULTS / "overhead" / f"overhead_{args.epochs}ep.json"
     _machine.TMP.mkdir(parents=True, exist_ok=True)
-    print(f"# overhead benchmark: {modes}, {args.epochs} epochs, {args.trials} trials x {args.repeats} repeats; "
-          f"{_machine.uptime()}", flush=True)
+    print(
+        f"# overhead benchmark: {modes}, {args.epochs} epochs, {args.trials} trials x {args.repeats} repeats; "
+        f"{_machine.uptime()}",
+        flush=True,
+    )
     per_mode: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     procs: list[dict[str, Any]] = []
     with _machine.LoadSampler() as load:
         for rep in range(args.repeats):
-            order = modes[rep % len(modes):] + modes[: rep % len(modes)]
+            order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
             for mode in order:
                 res = _machine.TMP / f"overhead_{mode}_{rep}_{uuid.uuid4().hex[:6]}.json"
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--mode", mode, "--epochs",
-                       str(args.epochs), "--trials", str(args.trials), "--result", str(res), "--orig-ref", args.orig_ref]
+                cmd = [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--child",
+                    "--mode",
+                    mode,
+                    "--epochs",
+                    str(args.epochs),
+                    "--trials",
+                    str(args.trials),
+                    "--result",
+                    str(res),
+                    "--orig-ref",
+                    args.orig_ref,
+                ]
                 l0 = os.getloadavg()[0]
                 t = time.monotonic()
                 p = subprocess.run(cmd, capture_output=True, text=True, env=_machine.child_env(), cwd=_machine.ROOT)
@@ -467,12 +538,26 @@ def main(argv: list[str] | None = None) -> int:
                 for r in measured:
                     r["repeat"] = rep
                 per_mode[mode].extend(measured)
-                procs.append({"mode": mode, "repeat": rep, "wall_s": round(wall, 1), "load1_before": l0,
-                              "load1_after": os.getloadavg()[0], "warmup": derive(rows[0]), "trials": measured})
+                procs.append(
+                    {
+                        "mode": mode,
+                        "repeat": rep,
+                        "wall_s": round(wall, 1),
+                        "load1_before": l0,
+                        "load1_after": os.getloadavg()[0],
+                        "warmup": derive(rows[0]),
+                        "trials": measured,
+                    }
+                )
                 its = ", ".join(f"{r['iteration_s']:.2f}" for r in measured)
-                extra = "" if mode.startswith("bare") else (
-                    f" | service {med([r['service_s'] for r in measured]):.3f} s, storage "
-                    f"{med([r['storage_s'] for r in measured]):.3f} s, clear+gc {med([r['clear_gc_s'] for r in measured]):.3f} s")
+                extra = (
+                    ""
+                    if mode.startswith("bare")
+                    else (
+                        f" | service {med([r['service_s'] for r in measured]):.3f} s, storage "
+                        f"{med([r['storage_s'] for r in measured]):.3f} s, clear+gc {med([r['clear_gc_s'] for r in measured]):.3f} s"
+                    )
+                )
                 print(f"  {mode:<18} repeat {rep}: trial s [{its}]{extra} | load {l0:.2f}", flush=True)
     summary = {m: aggregate(m, rows) for m, rows in per_mode.items() if rows}
     bare = summary.get("bare", {}).get("iteration_s")
@@ -497,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         "load": load.summary(),
         "machine": _machine.machine(),
         "command": f"python benchmarks/overhead_bench.py --epochs {args.epochs} --trials {args.trials} "
-                   f"--repeats {args.repeats} --modes {','.join(modes)}",
+        f"--repeats {args.repeats} --modes {','.join(modes)}",
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -505,9 +590,11 @@ def main(argv: list[str] | None = None) -> int:
     for m, s in summary.items():
         line = f"  {m:<18} trial {s['iteration_s']:.3f} s"
         if "overhead_total_s" in s:
-            line += (f" | total overhead {s['overhead_total_s']:+.3f} s ({s['overhead_total_pct']:+.1f} %)"
-                     f" | service {s['service_s']:.3f} s ({s['service_pct']:.2f} %) | storage {s['storage_s']:.3f} s"
-                     f" | clear+gc {s['clear_gc_s']:.3f} s | report {s['report_ms_per_epoch']:.1f} ms/epoch")
+            line += (
+                f" | total overhead {s['overhead_total_s']:+.3f} s ({s['overhead_total_pct']:+.1f} %)"
+                f" | service {s['service_s']:.3f} s ({s['service_pct']:.2f} %) | storage {s['storage_s']:.3f} s"
+                f" | clear+gc {s['clear_gc_s']:.3f} s | report {s['report_ms_per_epoch']:.1f} ms/epoch"
+            )
         print(line, flush=True)
     return 0
 

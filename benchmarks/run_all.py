@@ -27,7 +27,6 @@ from pathlib import Path
 import subprocess
 import sys
 
-
 HERE = Path(__file__).resolve().parent
 
 
@@ -37,7 +36,9 @@ def run(cmd: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--mnist-budget", type=float, default=420.0, help="seconds per MNIST run (protocol: 420)")
     ap.add_argument("--cifar-budget", type=float, default=900.0, help="seconds per CIFAR-10 run (protocol: 900)")
     ap.add_argument("--seeds", default="0,1,2", help="MNIST seeds")
@@ -50,13 +51,39 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     py = sys.executable
-    extra = (["--methods", args.methods] if args.methods else []) + (["--resume"] if args.resume else []) + ["--lanes", str(args.lanes)]
+    extra = (
+        (["--methods", args.methods] if args.methods else [])
+        + (["--resume"] if args.resume else [])
+        + ["--lanes", str(args.lanes)]
+    )
     if "mnist" not in skip:
-        run([py, str(HERE / "search_bench.py"), "--task", "mnist_mlp", "--budget", f"{args.mnist_budget:g}",
-             "--seeds", args.seeds, *extra])
+        run(
+            [
+                py,
+                str(HERE / "search_bench.py"),
+                "--task",
+                "mnist_mlp",
+                "--budget",
+                f"{args.mnist_budget:g}",
+                "--seeds",
+                args.seeds,
+                *extra,
+            ]
+        )
     if "cifar" not in skip:
-        run([py, str(HERE / "search_bench.py"), "--task", "cifar10_cnn", "--budget", f"{args.cifar_budget:g}",
-             "--seeds", args.cifar_seeds, *extra])
+        run(
+            [
+                py,
+                str(HERE / "search_bench.py"),
+                "--task",
+                "cifar10_cnn",
+                "--budget",
+                f"{args.cifar_budget:g}",
+                "--seeds",
+                args.cifar_seeds,
+                *extra,
+            ]
+        )
     if "overhead" not in skip:
         for epochs in ("3", "10"):
             run([py, str(HERE / "overhead_bench.py"), "--epochs", epochs, "--repeats", str(args.overhead_repeats)])

@@ -59,10 +59,8 @@ import threading
 import time
 from typing import Any
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _machine  # noqa: E402
-
 
 TASKS: dict[str, dict[str, Any]] = {
     "mnist_mlp": {"data_dir": _machine.DATASETS / "mnist-t10k", "max_epochs": 10, "targets": (0.95, 0.96, 0.97)},
@@ -98,7 +96,9 @@ class Events:
 
     def epoch(self, trial: Any, epoch: int, value: Any) -> None:
         v = float(value) if value is not None else math.nan
-        self.write({"ev": "epoch", "trial": trial, "epoch": int(epoch), "val_accuracy": v if math.isfinite(v) else None})
+        self.write(
+            {"ev": "epoch", "trial": trial, "epoch": int(epoch), "val_accuracy": v if math.isfinite(v) else None}
+        )
 
     def trial_end(self, trial: Any, state: str, value: Any = None) -> None:
         self.write({"ev": "trial_end", "trial": trial, "state": state, "value": value})
@@ -119,16 +119,25 @@ def _seed_of(seed: int, number: int) -> int:
     return seed * 100_003 + number  # as TrialRunner.trial_seed
 
 
-def run_hpsearch(task: Any, data: Any, events: Events, *, seed: int, budget: float, max_epochs: int,
-                 tmp: Path, overrides: dict[str, Any]) -> None:
+def run_hpsearch(
+    task: Any,
+    data: Any,
+    events: Events,
+    *,
+    seed: int,
+    budget: float,
+    max_epochs: int,
+    tmp: Path,
+    overrides: dict[str, Any],
+) -> None:
     import argparse as ap
 
     import optuna
 
-    from search._study import StudySettings
-    from search._study import create_study
-    from search.cli import run_worker
-    from storage import open_storage
+    from hpsearch._study import StudySettings
+    from hpsearch._study import create_study
+    from hpsearch.cli import run_worker
+    from hpsearch.storage import open_storage
 
     # Observe, do not change: every trial.report (one per epoch, from KerasPruningCallback) and
     # every study.tell (the worker's end of a trial) also writes an event.
@@ -152,15 +161,23 @@ def run_hpsearch(task: Any, data: Any, events: Events, *, seed: int, budget: flo
     if patch:
         _patch_study_factories(patch)
     url = f"sqlite:///{tmp / 'study.db'}"
-    settings = StudySettings(task=task.name, max_epochs=max_epochs, seed=seed,
-                             data_dir=str(TASKS[task.name]["data_dir"]), **overrides)
+    settings = StudySettings(
+        task=task.name, max_epochs=max_epochs, seed=seed, data_dir=str(TASKS[task.name]["data_dir"]), **overrides
+    )
     events.start()
     _watchdog(events, budget)
     storage = open_storage(url, create_tables=True)
     create_study(storage, "bench", settings, url=url)
     storage.engine.dispose()
-    args = ap.Namespace(study="bench", n_trials=None, timeout=budget, data_dir=None,
-                        heartbeat_interval=30, grace_period=120, max_failures=3)
+    args = ap.Namespace(
+        study="bench",
+        n_trials=None,
+        timeout=budget,
+        data_dir=None,
+        heartbeat_interval=30,
+        grace_period=120,
+        max_failures=3,
+    )
     run_worker(args, url, data=data)
 
 
@@ -174,13 +191,15 @@ def _epoch_callback(events: Events, trial_id: Any) -> Any:
     return Recorder()
 
 
-def run_optuna(task: Any, data: Any, events: Events, *, seed: int, budget: float, max_epochs: int,
-               sampler_name: str) -> None:
+def run_optuna(
+    task: Any, data: Any, events: Events, *, seed: int, budget: float, max_epochs: int, sampler_name: str
+) -> None:
     import keras
     import optuna
 
-    sampler = (optuna.samplers.TPESampler(seed=seed) if sampler_name == "tpe"
-               else optuna.samplers.RandomSampler(seed=seed))
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed) if sampler_name == "tpe" else optuna.samplers.RandomSampler(seed=seed)
+    )
     (x, y), (xv, yv) = data._splits["train"], data._splits["val"]
 
     def objective(trial: Any) -> float:
@@ -188,9 +207,15 @@ def run_optuna(task: Any, data: Any, events: Events, *, seed: int, budget: float
         keras.backend.clear_session()
         keras.utils.set_random_seed(_seed_of(seed, trial.number))
         model = task.build_model(params, data.spec)
-        hist = model.fit(x, y, batch_size=int(params["batch_size"]), epochs=max_epochs,
-                         validation_data=(xv, yv), verbose=0,
-                         callbacks=[_epoch_callback(events, trial.number)])
+        hist = model.fit(
+            x,
+            y,
+            batch_size=int(params["batch_size"]),
+            epochs=max_epochs,
+            validation_data=(xv, yv),
+            verbose=0,
+            callbacks=[_epoch_callback(events, trial.number)],
+        )
         accs = [a for a in hist.history.get("val_accuracy", []) if math.isfinite(a)]
         if not accs:
             raise RuntimeError("no finite val_accuracy")
@@ -251,11 +276,12 @@ def kt_params_cifar10_cnn(hp: Any) -> dict[str, Any]:
 KT_SPACES = {"mnist_mlp": kt_params_mnist_mlp, "cifar10_cnn": kt_params_cifar10_cnn}
 
 
-def run_keras_tuner(task: Any, data: Any, events: Events, *, seed: int, budget: float, max_epochs: int,
-                    tmp: Path) -> None:
+def run_keras_tuner(
+    task: Any, data: Any, events: Events, *, seed: int, budget: float, max_epochs: int, tmp: Path
+) -> None:
     import keras_tuner as kt
 
-    from objectives import validate_params
+    from hpsearch.objectives import validate_params
 
     space = KT_SPACES[task.name]
     spec = data.spec
@@ -289,17 +315,29 @@ def run_keras_tuner(task: Any, data: Any, events: Events, *, seed: int, budget: 
     events.start()
     _watchdog(events, budget)
     tuner = Tuner(
-        HyperModel(), objective="val_accuracy", max_epochs=max_epochs, factor=3, seed=seed,
+        HyperModel(),
+        objective="val_accuracy",
+        max_epochs=max_epochs,
+        factor=3,
+        seed=seed,
         # KT's default is one Hyperband iteration (~120 epochs for max_epochs 10, factor 3), after
         # which `search` returns; the other methods use the whole budget, so KT keeps iterating too.
         hyperband_iterations=1000,
-        directory=str(tmp), project_name="kt", overwrite=True,
+        directory=str(tmp),
+        project_name="kt",
+        overwrite=True,
         # KT stops the whole search after 3 failed trials in a row by default; a configuration that
         # cannot be built must not end the run early (the Optuna methods mark it FAIL and go on).
         max_consecutive_failed_trials=10**6,
     )
-    tuner.search(x, y, validation_data=(xv, yv), epochs=max_epochs, verbose=0,
-                 callbacks=[_epoch_callback(events, lambda: current["trial"])])
+    tuner.search(
+        x,
+        y,
+        validation_data=(xv, yv),
+        epochs=max_epochs,
+        verbose=0,
+        callbacks=[_epoch_callback(events, lambda: current["trial"])],
+    )
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -314,7 +352,7 @@ def child_main(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("hpsearch").setLevel(logging.WARNING)
-    from objectives import get_task
+    from hpsearch.objectives import get_task
 
     task = get_task(args.task)
     cfg = TASKS[args.task]
@@ -365,8 +403,9 @@ def method_overrides(method: str) -> dict[str, Any]:
         elif key in PATCH_KEYS:
             patch[key] = int(value)
         else:
-            raise SystemExit(f"unsupported hpsearch variant setting {key!r} (sampler, pruner, baselines, "
-                             f"{', '.join(PATCH_KEYS)})")
+            raise SystemExit(
+                f"unsupported hpsearch variant setting {key!r} (sampler, pruner, baselines, {', '.join(PATCH_KEYS)})"
+            )
     if patch:
         out["_patch"] = patch
     return out
@@ -375,23 +414,25 @@ def method_overrides(method: str) -> dict[str, Any]:
 def _patch_study_factories(patch: dict[str, int]) -> None:
     import optuna
 
-    import search._study as st
+    import hpsearch._study as st
 
     real_sampler, real_pruner = st.make_sampler, st.make_pruner
 
     def make_sampler(s: Any, worker_index: int = 0) -> Any:
         if "startup" in patch and s.sampler == "tpe":
             seed = None if s.seed is None else s.seed * 1009 + worker_index
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                              n_startup_trials=patch["startup"])
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, constant_liar=True, n_startup_trials=patch["startup"]
+            )
         return real_sampler(s, worker_index)
 
     def make_pruner(s: Any) -> Any:
         if s.pruner == "hyperband" and ("hb_min" in patch or "hb_rf" in patch):
-            from search._pruners import HyperbandPruner
+            from hpsearch._pruners import HyperbandPruner
 
-            return HyperbandPruner(min_resource=patch.get("hb_min", 1), max_resource=s.max_epochs,
-                                   reduction_factor=patch.get("hb_rf", 3))
+            return HyperbandPruner(
+                min_resource=patch.get("hb_min", 1), max_resource=s.max_epochs, reduction_factor=patch.get("hb_rf", 3)
+            )
         return real_pruner(s)
 
     st.make_sampler = make_sampler
@@ -442,23 +483,46 @@ def result_path(out_dir: Path, task: str, budget: float, method: str, seed: int)
     return out_dir / task / f"budget{budget:g}" / f"{safe}_seed{seed}.json"
 
 
-def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, grace: float,
-            cpus: set[int] | None = None) -> dict[str, Any]:
+def run_one(
+    task: str, method: str, seed: int, budget: float, out_dir: Path, grace: float, cpus: set[int] | None = None
+) -> dict[str, Any]:
     stamp = _machine.now_stamp()
     work = _machine.TMP / f"search_{task}_{method.replace(':', '_')}_{seed}_{stamp}_{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     events_path = work / "events.jsonl"
     log_path = work / "child.log"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--task", task, "--method", method,
-           "--seed", str(seed), "--budget", str(budget), "--events", str(events_path), "--tmp", str(work / "scratch")]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--task",
+        task,
+        "--method",
+        method,
+        "--seed",
+        str(seed),
+        "--budget",
+        str(budget),
+        "--events",
+        str(events_path),
+        "--tmp",
+        str(work / "scratch"),
+    ]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     started_wall = time.time()
     killed = False
     with _machine.LoadSampler() as load, open(log_path, "w") as log:
         pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None  # TensorFlow sizes its pools to it
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_machine.child_env(),
-                                start_new_session=True, cwd=str(_machine.ROOT), preexec_fn=pin)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_machine.child_env(),
+            start_new_session=True,
+            cwd=str(_machine.ROOT),
+            preexec_fn=pin,
+        )
         t_clock = None
         while proc.poll() is None:
             time.sleep(1.0)
@@ -472,7 +536,11 @@ def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, gra
     wall = time.monotonic() - started
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    rows = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()] if events_path.exists() else []
+    rows = (
+        [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
+        if events_path.exists()
+        else []
+    )
     own_cpu = next((r["cpu_s"] for r in rows if r["ev"] in ("deadline", "done") and "cpu_s" in r), None)
     if own_cpu is not None or cpus:  # with lanes, RUSAGE_CHILDREN mixes the lanes' children
         cpu = own_cpu if own_cpu is not None else float("nan")
@@ -484,8 +552,11 @@ def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, gra
     if start is None:
         errors.append("the child never started its clock; see " + str(log_path))
     if proc.returncode not in (0, None) and not any(r["ev"] == "deadline" for r in rows):
-        errors.append(f"child exit code {proc.returncode}" + (" (killed after the budget)" if killed else "")
-                      + f"; log tail: {log_path.read_text()[-600:]!r}")
+        errors.append(
+            f"child exit code {proc.returncode}"
+            + (" (killed after the budget)" if killed else "")
+            + f"; log tail: {log_path.read_text()[-600:]!r}"
+        )
     result = {
         "kind": "search",
         "task": task,
@@ -498,7 +569,9 @@ def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, gra
         "data_sizes": data.get("sizes"),
         **summary,
         "setup_s": round(start["wall"] - started_wall, 2) if start else None,
-        "ended_by": "deadline" if any(r["ev"] == "deadline" for r in rows) else ("done" if any(r["ev"] == "done" for r in rows) else "killed" if killed else "exit"),
+        "ended_by": "deadline"
+        if any(r["ev"] == "deadline" for r in rows)
+        else ("done" if any(r["ev"] == "done" for r in rows) else "killed" if killed else "exit"),
         "process_wall_s": round(wall, 2),
         "process_cpu_s": round(cpu, 2),
         "cpu_share": round(cpu / wall, 2) if wall else None,
@@ -507,8 +580,20 @@ def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, gra
         "machine": _machine.machine(),
         "errors": errors,
         "log": str(log_path.relative_to(_machine.ROOT)),
-        "command": " ".join(["python", "benchmarks/search_bench.py", "--task", task, "--methods", method,
-                             "--seeds", str(seed), "--budget", f"{budget:g}"]),
+        "command": " ".join(
+            [
+                "python",
+                "benchmarks/search_bench.py",
+                "--task",
+                task,
+                "--methods",
+                method,
+                "--seeds",
+                str(seed),
+                "--budget",
+                f"{budget:g}",
+            ]
+        ),
     }
     path = result_path(out_dir, task, budget, method, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -517,17 +602,27 @@ def run_one(task: str, method: str, seed: int, budget: float, out_dir: Path, gra
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--task", choices=sorted(TASKS), default="mnist_mlp")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="wall-clock seconds per run (default: the issue's protocol, 420 MNIST / 900 CIFAR)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="wall-clock seconds per run (default: the issue's protocol, 420 MNIST / 900 CIFAR)",
+    )
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--out-dir", default=str(_machine.RESULTS / "search"))
     ap.add_argument("--grace", type=float, default=20.0, help="seconds after the budget before a child is killed")
     ap.add_argument("--resume", action="store_true", help="skip runs whose result file exists")
-    ap.add_argument("--lanes", type=int, default=1,
-                    help="runs at once, each pinned to its own share of the CPUs (default 1: one run, all CPUs)")
+    ap.add_argument(
+        "--lanes",
+        type=int,
+        default=1,
+        help="runs at once, each pinned to its own share of the CPUs (default 1: one run, all CPUs)",
+    )
     # child mode (internal)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
@@ -548,11 +643,14 @@ def main(argv: list[str] | None = None) -> int:
         if m.startswith("hpsearch:"):
             method_overrides(m)
     out_dir = Path(args.out_dir)
-    print(f"# search benchmark {args.task}, budget {args.budget:g} s, seeds {seeds}, methods {methods}; "
-          f"{os.cpu_count()} CPUs; {_machine.uptime()}", flush=True)
+    print(
+        f"# search benchmark {args.task}, budget {args.budget:g} s, seeds {seeds}, methods {methods}; "
+        f"{os.cpu_count()} CPUs; {_machine.uptime()}",
+        flush=True,
+    )
     runs = []
     for k, seed in enumerate(seeds):
-        order = methods[k % len(methods):] + methods[: k % len(methods)]
+        order = methods[k % len(methods) :] + methods[: k % len(methods)]
         for method in order:
             path = result_path(out_dir, args.task, args.budget, method, seed)
             if args.resume and path.exists():
@@ -564,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.lanes > len(all_cpus):
             ap.error(f"--lanes {args.lanes} exceeds the {len(all_cpus)} CPUs here")
         share = len(all_cpus) // args.lanes
-        free = [set(all_cpus[i * share:(i + 1) * share]) for i in range(args.lanes)]
+        free = [set(all_cpus[i * share : (i + 1) * share]) for i in range(args.lanes)]
         print(f"# {args.lanes} lanes, CPUs {[sorted(c) for c in free]} (one run per lane at a time)", flush=True)
     else:
         free = [None]  # type: ignore[list-item]
@@ -579,11 +677,14 @@ def main(argv: list[str] | None = None) -> int:
             with lock:
                 free.append(cpus)
         ttt = " ".join(f"{k}:{'-' if v is None else f'{v:.0f}s'}" for k, v in r["time_to_target"].items())
-        print(f"  {method:<20} seed {seed}: best {r['best_val_accuracy']} | to target {ttt} | "
-              f"epochs {r['epochs_run']} trials C{r['trials_complete']}/P{r['trials_pruned']}/F{r['trials_failed']} "
-              f"| load {r['load']['load1_mean']} cpu share {r['cpu_share']}"
-              + (f" cpus {sorted(cpus)}" if cpus else "")
-              + (f" | ERRORS {r['errors']}" if r["errors"] else ""), flush=True)
+        print(
+            f"  {method:<20} seed {seed}: best {r['best_val_accuracy']} | to target {ttt} | "
+            f"epochs {r['epochs_run']} trials C{r['trials_complete']}/P{r['trials_pruned']}/F{r['trials_failed']} "
+            f"| load {r['load']['load1_mean']} cpu share {r['cpu_share']}"
+            + (f" cpus {sorted(cpus)}" if cpus else "")
+            + (f" | ERRORS {r['errors']}" if r["errors"] else ""),
+            flush=True,
+        )
 
     from concurrent.futures import ThreadPoolExecutor
 

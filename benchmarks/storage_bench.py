@@ -61,7 +61,6 @@ import time
 from typing import Any
 import uuid
 
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere: hpsearch's packages importable
     sys.path.insert(0, str(ROOT))
@@ -127,7 +126,7 @@ def create_study(url: str, mode: str) -> None:
     if mode == "plain":
         optuna.create_study(study_name=STUDY, storage=url, direction="maximize")
     else:
-        from storage import open_storage
+        from hpsearch.storage import open_storage
 
         storage = open_storage(url, create_tables=True)  # what `hpsearch create` does
         optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
@@ -177,13 +176,13 @@ def _segment(mode: str, url: str, seconds: float, index: int, barrier: Any) -> d
         if mode in ("plain", "loop_only"):
             study = optuna.load_study(study_name=STUDY, storage=url)  # a URL: Optuna's defaults
         else:
-            from search._study import load_study
-            from storage import open_storage
+            from hpsearch._study import load_study
+            from hpsearch.storage import open_storage
 
             if mode == "storage_only":
                 storage = open_storage(url)  # hpsearch's engine and retries, no heartbeats
             elif mode == "full_ping":  # SQLAlchemy's pre-ping on every checkout (hpsearch until now)
-                import storage._engine as engine_module
+                import hpsearch.storage._engine as engine_module
 
                 kwargs_for, install = engine_module.engine_kwargs_for, engine_module._install_idle_pre_ping
                 engine_module.engine_kwargs_for = lambda u: {**kwargs_for(u), "pool_pre_ping": True}
@@ -200,10 +199,9 @@ def _segment(mode: str, url: str, seconds: float, index: int, barrier: Any) -> d
         if mode in ("plain", "storage_only"):
             study.optimize(objective, timeout=seconds)
         else:
-            from search._worker import Worker
-            from search._worker import WorkerBudget
-
-            import storage as storage_package
+            from hpsearch._worker import Worker
+            from hpsearch._worker import WorkerBudget
+            import hpsearch.storage as storage_package
 
             real_sweep = storage_package.sweep_stale_trials
             if mode == "no_sweep":  # diagnostic only: hpsearch without the between-trial sweeps
@@ -213,8 +211,15 @@ def _segment(mode: str, url: str, seconds: float, index: int, barrier: Any) -> d
             retry = getattr(backend_storage, "get_heartbeat_stale_trial_callback", lambda: None)()
             with open(os.devnull, "w") as devnull:
                 try:
-                    Worker(study, objective, cap=None, budget=WorkerBudget(timeout=seconds), out=devnull,
-                           worker_id=f"w{index}", retry_callback=retry).run()
+                    Worker(
+                        study,
+                        objective,
+                        cap=None,
+                        budget=WorkerBudget(timeout=seconds),
+                        out=devnull,
+                        worker_id=f"w{index}",
+                        retry_callback=retry,
+                    ).run()
                 finally:
                     storage_package.sweep_stale_trials = real_sweep
         t1 = time.monotonic()
@@ -240,9 +245,9 @@ def worker_main(index: int, commands: Any, barrier: Any, results: Any) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("hpsearch").setLevel(logging.ERROR)
-    import search._study  # noqa: F401  (imports done before any timing, as for plain's)
-    import search._worker  # noqa: F401
-    import storage  # noqa: F401
+    from hpsearch import storage  # noqa: F401
+    import hpsearch._study  # noqa: F401  (imports done before any timing, as for plain's)
+    import hpsearch._worker  # noqa: F401
 
     results.put({"index": index, "ready": True})
     while True:
@@ -271,8 +276,10 @@ class Pool:
         self.barrier = ctx.Barrier(n + 1)
         self.results = ctx.Queue()
         self.commands = [ctx.Queue() for _ in range(n)]
-        self.procs = [ctx.Process(target=worker_main, args=(i, self.commands[i], self.barrier, self.results),
-                                  daemon=True) for i in range(n)]
+        self.procs = [
+            ctx.Process(target=worker_main, args=(i, self.commands[i], self.barrier, self.results), daemon=True)
+            for i in range(n)
+        ]
         for p in self.procs:
             p.start()
         for _ in range(n):
@@ -397,8 +404,7 @@ def versions() -> dict[str, str]:
     import optuna
     import sqlalchemy
 
-    out = {"python": platform.python_version(), "optuna": optuna.__version__,
-           "sqlalchemy": sqlalchemy.__version__}
+    out = {"python": platform.python_version(), "optuna": optuna.__version__, "sqlalchemy": sqlalchemy.__version__}
     for mod in ("psycopg2", "pymysql"):
         with contextlib.suppress(Exception):
             out[mod] = __import__(mod).__version__
@@ -413,8 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default="sqlite,postgresql,mysql")
     ap.add_argument("--workers", default="1,2,4,8,16")
     ap.add_argument("--seconds", type=float, default=10.0, help="wall time of one run")
-    ap.add_argument("--repeats", type=int, default=2,
-                    help="runs per (backend, N, mode), mode order alternating (ABBA); latencies pooled")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="runs per (backend, N, mode), mode order alternating (ABBA); latencies pooled",
+    )
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--out", default=str(RESULTS / "storage_bench"), help="path stem of .json and .md")
     args = ap.parse_args(argv)
@@ -481,8 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     up_end = uptime()
     md = table(rows)
-    fails = [r for r in rows if r["mode"] == "hpsearch" and r.get("ratio_p95") is not None
-             and r["ratio_p95"] > LIMIT_RATIO]
+    fails = [
+        r for r in rows if r["mode"] == "hpsearch" and r.get("ratio_p95") is not None and r["ratio_p95"] > LIMIT_RATIO
+    ]
     header = (
         f"Storage benchmark, {datetime.now(timezone.utc).isoformat(timespec='seconds')}: "
         f"{args.seconds:g} s per run, {args.repeats} repeat(s), {REPORTS_PER_TRIAL} reports per trial; "
@@ -492,8 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     verdict = (
         f"hpsearch p95 within {LIMIT_RATIO}× plain Optuna at every measured (backend, N)."
-        if not fails else
-        "hpsearch p95 above " + f"{LIMIT_RATIO}× plain Optuna at: "
+        if not fails
+        else "hpsearch p95 above "
+        + f"{LIMIT_RATIO}× plain Optuna at: "
         + ", ".join(f"{r['backend']} N={r['workers']} ({r['ratio_p95']:.2f}×)" for r in fails)
     )
     print()
@@ -504,19 +516,26 @@ def main(argv: list[str] | None = None) -> int:
     print(verdict)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "seconds": args.seconds,
-        "repeats": args.repeats,
-        "reports_per_trial": REPORTS_PER_TRIAL,
-        "cpu_count": os.cpu_count(),
-        "uptime_start": up_start,
-        "uptime_end": up_end,
-        "elapsed_s": elapsed,
-        "versions": versions(),
-        "limit_ratio_p95": LIMIT_RATIO,
-        "rows": rows,
-    }, indent=1, default=str) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "seconds": args.seconds,
+                "repeats": args.repeats,
+                "reports_per_trial": REPORTS_PER_TRIAL,
+                "cpu_count": os.cpu_count(),
+                "uptime_start": up_start,
+                "uptime_end": up_end,
+                "elapsed_s": elapsed,
+                "versions": versions(),
+                "limit_ratio_p95": LIMIT_RATIO,
+                "rows": rows,
+            },
+            indent=1,
+            default=str,
+        )
+        + "\n"
+    )
     out.with_suffix(".md").write_text(f"{header}\n\n{md}\n\n{verdict}\n")
     print(f"\nwrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0

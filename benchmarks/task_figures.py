@@ -32,7 +32,6 @@ import tempfile
 import time
 from typing import Any
 
-
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 TASKS = ("mnist_mlp", "mnist_cnn", "cifar10_cnn", "cats_vs_dogs", "celeba_gender", "image_folder", "digits")
@@ -59,15 +58,17 @@ def measure(task_name: str, max_batches: int, max_seconds: float) -> dict[str, A
     sys.path.insert(0, str(REPO))
     import keras
 
-    from objectives import get_task
-    from objectives import task_options
+    from hpsearch.objectives import get_task
+    from hpsearch.objectives import task_options
 
     task = get_task(task_name)
     given = {"weights": "none"} if "weights" in (getattr(task, "options", None) or {}) else {}
     options = task_options(task, given)
     data_dir: str | None = {
-        "mnist_mlp": DATASETS / "mnist-t10k", "mnist_cnn": DATASETS / "mnist-t10k",
-        "cifar10_cnn": DATASETS / "cifar10-subset", "cats_vs_dogs": DATASETS / "cats-and-dogs-small",
+        "mnist_mlp": DATASETS / "mnist-t10k",
+        "mnist_cnn": DATASETS / "mnist-t10k",
+        "cifar10_cnn": DATASETS / "cifar10-subset",
+        "cats_vs_dogs": DATASETS / "cats-and-dogs-small",
         "image_folder": DATASETS / "cats-and-dogs-small",
     }.get(task_name)  # type: ignore[assignment]
     tmp = None
@@ -142,15 +143,33 @@ def main() -> int:
         return 0
     rows = []
     for name in args.tasks.split(","):
-        cmd = [sys.executable, __file__, "--one", name, "--max-batches", str(args.max_batches),
-               "--max-seconds", str(args.max_seconds)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            name,
+            "--max-batches",
+            str(args.max_batches),
+            "--max-seconds",
+            str(args.max_seconds),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
         row = json.loads(line[7:]) if line else {"task": name, "error": (out.stderr.strip().splitlines() or ["?"])[-1]}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    cols = ("task", "input", "batch_size", "train_images", "timed_batches", "seconds_per_batch",
-            "seconds_per_epoch", "extrapolated", "first_batch_s", "peak_rss_mib")
+    cols = (
+        "task",
+        "input",
+        "batch_size",
+        "train_images",
+        "timed_batches",
+        "seconds_per_batch",
+        "seconds_per_epoch",
+        "extrapolated",
+        "first_batch_s",
+        "peak_rss_mib",
+    )
     if args.markdown:
         print("| " + " | ".join(cols) + " |")
         print("|" + "---|" * len(cols))
@@ -160,8 +179,10 @@ def main() -> int:
         print("  ".join(f"{c:>17}" for c in cols))
         for r in rows:
             print("  ".join(f"{str(r.get(c, r.get('error', '-'))):>17}" for c in cols))
-    print(f"\n{os.cpu_count()} CPU core(s); seconds per epoch = seconds per batch x batches per epoch "
-          "(timed batches < batches per epoch: extrapolated); training only, no validation pass.")
+    print(
+        f"\n{os.cpu_count()} CPU core(s); seconds per epoch = seconds per batch x batches per epoch "
+        "(timed batches < batches per epoch: extrapolated); training only, no validation pass."
+    )
     return 0
 
 

@@ -7,17 +7,16 @@ importing TensorFlow.
 
 from __future__ import annotations
 
-from objectives._base import ArrayData
-from objectives._base import Data
-from objectives._base import DataSpec
-from objectives._base import FitInputs
-from objectives._base import TaskError
-from objectives._base import TaskOption
-from objectives._registry import get_task
-from objectives._registry import list_tasks
-from objectives._registry import task_options
-from objectives._registry import validate_params
-
+from ._base import ArrayData
+from ._base import Data
+from ._base import DataSpec
+from ._base import FitInputs
+from ._base import TaskError
+from ._base import TaskOption
+from ._registry import get_task
+from ._registry import list_tasks
+from ._registry import task_options
+from ._registry import validate_params
 
 __all__ = [
     "ArrayData",

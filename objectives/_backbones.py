@@ -19,9 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from objectives._base import TaskError
-from objectives._base import TaskOption
-
+from ._base import TaskError
+from ._base import TaskOption
 
 # name -> (keras.applications module, constructor, ImageNet no-top weights file for the error message)
 BACKBONES: dict[str, tuple[str, str, str]] = {
@@ -51,12 +50,15 @@ def backbone_options(image_size: int) -> dict[str, TaskOption]:
             "nothing), or a path to a weights file",
         ),
         "image_size": TaskOption(
-            image_size, f"square input size in pixels, >= {MIN_IMAGE_SIZE} (default {image_size})",
+            image_size,
+            f"square input size in pixels, >= {MIN_IMAGE_SIZE} (default {image_size})",
             parse=parse_image_size,
         ),
         "feature_cache": TaskOption(
-            "on", "on: trials without augmentation and with a frozen backbone train the head on cached "
-            "backbone features (objectives/_feature_cache.py); off: always end to end", choices=("on", "off"),
+            "on",
+            "on: trials without augmentation and with a frozen backbone train the head on cached "
+            "backbone features (objectives/_feature_cache.py); off: always end to end",
+            choices=("on", "off"),
         ),
     }
 
@@ -110,8 +112,9 @@ def build_backbone(name: str, image_size: int, weights: Any, trainable_layers: i
                 f"{BACKBONES[name][2]} elsewhere and pass --weights /path/to/file.h5"
             ) from None
         if w is not None:
-            raise TaskError(f"cannot load weights file {w} into {name}: {e}; pass a {name} no-top "
-                            "weights file or --weights none") from None
+            raise TaskError(
+                f"cannot load weights file {w} into {name}: {e}; pass a {name} no-top weights file or --weights none"
+            ) from None
         raise
     n = int(trainable_layers)
     if n <= 0:
@@ -191,8 +194,9 @@ def classifier(params: dict[str, Any], spec: Any, backbone: str) -> Any:
     import keras
 
     size = int(spec.options.get("image_size", spec.input_shape[0]))
-    base = build_backbone(backbone, size, spec.options.get("weights", "imagenet"),
-                          int(params.get("fine_tune_layers", 0)))
+    base = build_backbone(
+        backbone, size, spec.options.get("weights", "imagenet"), int(params.get("fine_tune_layers", 0))
+    )
     inputs = keras.Input(spec.input_shape)
     x = augmentation(inputs, params.get("flip", "none"), float(params.get("rotation", 0.0)))
     x = preprocess_layer(backbone)(x)
@@ -207,7 +211,11 @@ def head_layers(x: Any, params: dict[str, Any], spec: Any) -> Any:
     """
     import keras
 
-    x = keras.layers.Flatten()(x) if params.get("pooling", "flatten") == "flatten" else keras.layers.GlobalAveragePooling2D()(x)
+    x = (
+        keras.layers.Flatten()(x)
+        if params.get("pooling", "flatten") == "flatten"
+        else keras.layers.GlobalAveragePooling2D()(x)
+    )
     if int(params.get("dense_units", 0)) > 0:
         x = keras.layers.Dense(int(params["dense_units"]), activation="relu")(x)
     if float(params.get("dropout", 0.0)) > 0:
@@ -216,9 +224,13 @@ def head_layers(x: Any, params: dict[str, Any], spec: Any) -> Any:
 
 
 def compile_head(model: Any, params: dict[str, Any], spec: Any, *, steps_per_execution: int = 1) -> Any:
-    from objectives._keras import compile_classifier
+    from ._keras import compile_classifier
 
     compile_params = {**params, "optimizer": params.get("optimizer", "adam")}  # fixed adam where not searched
-    return compile_classifier(model, compile_params, spec.num_classes,
-                              momentum=SGD_MOMENTUM if compile_params["optimizer"] == "sgd" else 0.0,
-                              steps_per_execution=steps_per_execution)
+    return compile_classifier(
+        model,
+        compile_params,
+        spec.num_classes,
+        momentum=SGD_MOMENTUM if compile_params["optimizer"] == "sgd" else 0.0,
+        steps_per_execution=steps_per_execution,
+    )

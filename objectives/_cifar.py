@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from objectives._base import ArrayData
-from objectives._base import TaskError
-from objectives._base import seeded_split
-
+from ._base import ArrayData
+from ._base import TaskError
+from ._base import seeded_split
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 VAL_FRACTION = 0.1
@@ -60,7 +59,9 @@ def find_batches_dir(data_dir: Path) -> Path:
     )
 
 
-def load_arrays(data_dir: str | None, *, seed: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tuple[str, ...], str]:
+def load_arrays(
+    data_dir: str | None, *, seed: int
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tuple[str, ...], str]:
     """``{"train": (x, y), "val": ..., "test": ...}`` with x uint8 (N, 32, 32, 3), class names, a description."""
     names = CLASS_NAMES
     if data_dir is None:
@@ -79,7 +80,9 @@ def load_arrays(data_dir: str | None, *, seed: int) -> tuple[dict[str, tuple[np.
         d = find_batches_dir(Path(data_dir))
         train_files = sorted(d.glob("data_batch_*"), key=lambda p: p.name)
         if not train_files:
-            raise TaskError(f"no data_batch_* files in {d}; extract the training batches of cifar-10-python.tar.gz there")
+            raise TaskError(
+                f"no data_batch_* files in {d}; extract the training batches of cifar-10-python.tar.gz there"
+            )
         if not (d / "test_batch").is_file():
             raise TaskError(f"no test_batch in {d}; extract the test batch of cifar-10-python.tar.gz there")
         xs, ys = zip(*(_batch(p) for p in train_files))
@@ -93,8 +96,10 @@ def load_arrays(data_dir: str | None, *, seed: int) -> tuple[dict[str, tuple[np.
     n_val = round(len(x_tr) * VAL_FRACTION)
     tr, va = seeded_split(len(x_tr), (len(x_tr) - n_val, n_val), seed)
     splits = {"train": (x_tr[tr], y_tr[tr]), "val": (x_tr[va], y_tr[va]), "test": (x_te, y_te)}
-    desc = (f"CIFAR-10 {source}: {len(tr)} train / {n_val} val (seeded {VAL_FRACTION:.0%} of the training "
-            f"images, seed {seed}) / {len(x_te)} official test")
+    desc = (
+        f"CIFAR-10 {source}: {len(tr)} train / {n_val} val (seeded {VAL_FRACTION:.0%} of the training "
+        f"images, seed {seed}) / {len(x_te)} official test"
+    )
     return splits, names, desc
 
 
@@ -105,8 +110,13 @@ def load(data_dir: str | None, *, seed: int, options: dict[str, Any] | None = No
         return x.astype("float32") / 255.0
 
     return ArrayData(
-        x_train=prep(splits["train"][0]), y_train=splits["train"][1],
-        x_val=prep(splits["val"][0]), y_val=splits["val"][1],
-        x_test=prep(splits["test"][0]), y_test=splits["test"][1],
-        class_names=names, description=desc, options=options,
+        x_train=prep(splits["train"][0]),
+        y_train=splits["train"][1],
+        x_val=prep(splits["val"][0]),
+        y_val=splits["val"][1],
+        x_test=prep(splits["test"][0]),
+        y_test=splits["test"][1],
+        class_names=names,
+        description=desc,
+        options=options,
     )

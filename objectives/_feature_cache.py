@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from objectives._base import FitInputs
-
+from ._base import FitInputs
 
 _logger = logging.getLogger("hpsearch")
 FORMAT = 1
@@ -57,8 +56,12 @@ def cache_key(data: Any, backbone: str, image_size: int, weights: Any) -> str:
     h = hashlib.sha256()
     w = str(weights)
     weights_id: Any = w if w in ("imagenet", "none", "None") else _file_id(w)
-    h.update(json.dumps({"format": FORMAT, "backbone": backbone, "image_size": int(image_size),
-                         "weights": weights_id}, sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            {"format": FORMAT, "backbone": backbone, "image_size": int(image_size), "weights": weights_id},
+            sort_keys=True,
+        ).encode()
+    )
     for split in SPLITS:
         h.update(split.encode())
         h.update(np.asarray(data.labels(split), dtype="int64").tobytes())
@@ -70,7 +73,7 @@ def cache_key(data: Any, backbone: str, image_size: int, weights: Any) -> str:
 def _compute(data: Any, backbone: str, image_size: int, weights: Any, dest: Path) -> None:
     import keras
 
-    from objectives import _backbones
+    from . import _backbones
 
     keras.backend.clear_session()
     base = _backbones.build_backbone(backbone, image_size, weights, 0)
@@ -81,8 +84,15 @@ def _compute(data: Any, backbone: str, image_size: int, weights: Any, dest: Path
     for split in SPLITS:
         feats = extractor.predict(data.inputs(split, 64).x, verbose=0)
         np.save(dest / f"{split}.npy", feats.astype("float16"))
-    meta = {"format": FORMAT, "backbone": backbone, "image_size": image_size, "weights": str(weights),
-            "sizes": data.sizes, "feature_shape": list(feats.shape[1:]), "seconds": round(time.perf_counter() - t0, 2)}
+    meta = {
+        "format": FORMAT,
+        "backbone": backbone,
+        "image_size": image_size,
+        "weights": str(weights),
+        "sizes": data.sizes,
+        "feature_shape": list(feats.shape[1:]),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     (dest / "meta.json").write_text(json.dumps(meta, indent=2))
     keras.backend.clear_session()
 
@@ -117,12 +127,16 @@ def head_model(params: dict[str, Any], feature_shape: tuple[int, ...], spec: Any
     """The backbone tasks' head alone, on feature maps: the same layers as ``classifier``'s head."""
     import keras
 
-    from objectives._backbones import compile_head
-    from objectives._backbones import head_layers
+    from ._backbones import compile_head
+    from ._backbones import head_layers
 
     inputs = keras.Input(feature_shape)
-    return compile_head(keras.Model(inputs, head_layers(inputs, params, spec)), params, spec,
-                        steps_per_execution=HEAD_STEPS_PER_EXECUTION)
+    return compile_head(
+        keras.Model(inputs, head_layers(inputs, params, spec)),
+        params,
+        spec,
+        steps_per_execution=HEAD_STEPS_PER_EXECUTION,
+    )
 
 
 # The float32 copies of the last entry's train and validation features, kept by the worker so
@@ -133,12 +147,17 @@ _loaded: dict[str, Any] = {}
 def _float32(entry_key: str, feats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if _loaded.get("key") != entry_key:
         _loaded.clear()
-        _loaded.update(key=entry_key, train=np.asarray(feats["train"], dtype="float32"),
-                       val=np.asarray(feats["val"], dtype="float32"))
+        _loaded.update(
+            key=entry_key,
+            train=np.asarray(feats["train"], dtype="float32"),
+            val=np.asarray(feats["val"], dtype="float32"),
+        )
     return _loaded["train"], _loaded["val"]
 
 
-def head_trial(params: dict[str, Any], data: Any, backbone: str, *, seed: int) -> tuple[Any, FitInputs, FitInputs] | None:
+def head_trial(
+    params: dict[str, Any], data: Any, backbone: str, *, seed: int
+) -> tuple[Any, FitInputs, FitInputs] | None:
     """``(head model, train, val)`` on cached features when the trial allows it, else None."""
     opts = data.spec.options
     if not cacheable(params, opts) or not hasattr(data, "paths"):

@@ -35,12 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from objectives._base import Data
-from objectives._base import DataSpec
-from objectives._base import FitInputs
-from objectives._base import TaskError
-from objectives._base import seeded_split
-
+from ._base import Data
+from ._base import DataSpec
+from ._base import FitInputs
+from ._base import TaskError
+from ._base import seeded_split
 
 _logger = logging.getLogger("hpsearch")
 
@@ -58,7 +57,9 @@ def class_folders(folder: Path) -> tuple[str, ...]:
     return tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
 
 
-def list_class_images(folder: Path, class_names: Sequence[str] | None = None) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
+def list_class_images(
+    folder: Path, class_names: Sequence[str] | None = None
+) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
     """Image files under ``folder/<class>/`` (sorted), their labels, and the class names.
 
     An empty class folder, or a folder without class sub-folders, is a ``TaskError``.
@@ -66,8 +67,7 @@ def list_class_images(folder: Path, class_names: Sequence[str] | None = None) ->
     found = class_folders(folder)
     if not found:
         raise TaskError(
-            f"{folder} has no class sub-folders; put each class's images in its own folder "
-            f"({folder}/<class>/image.jpg)"
+            f"{folder} has no class sub-folders; put each class's images in its own folder ({folder}/<class>/image.jpg)"
         )
     names = tuple(class_names) if class_names is not None else found
     if class_names is not None and set(found) != set(names):
@@ -79,7 +79,8 @@ def list_class_images(folder: Path, class_names: Sequence[str] | None = None) ->
     labels: list[int] = []
     for label, name in enumerate(names):
         files = sorted(
-            str(p) for p in (folder / name).rglob("*")
+            str(p)
+            for p in (folder / name).rglob("*")
             if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
         )
         if not files:
@@ -108,8 +109,9 @@ def image_splits(data_dir: Path, *, seed: int) -> tuple[Splits, tuple[str, ...],
         n_val = n_test = max(1, round(n * CARVE_FRACTION))
         tr, va, te = seeded_split(n, (n - n_val - n_test, n_val, n_test), seed)
         splits = {"train": _take(paths, labels, tr), "val": _take(paths, labels, va), "test": _take(paths, labels, te)}
-        how = (f"class folders of {data_dir}: seeded split (seed {seed}) "
-               f"{len(tr)} train / {len(va)} val / {len(te)} test")
+        how = (
+            f"class folders of {data_dir}: seeded split (seed {seed}) {len(tr)} train / {len(va)} val / {len(te)} test"
+        )
         return splits, names, how
     train = list_class_images(train_dir)
     names = train[2]
@@ -126,7 +128,9 @@ def image_splits(data_dir: Path, *, seed: int) -> tuple[Splits, tuple[str, ...],
             n_test = max(1, n // TEST_SHARE_OF_VAL)
             te, va = seeded_split(n, (n_test, n - n_test), seed)
             splits["val"], splits["test"] = _take(*val, va), _take(*val, te)
-            parts.append(f"{len(va)} val / {len(te)} test (seeded {TEST_SHARE_OF_VAL}th of {val_dir.name}/, seed {seed})")
+            parts.append(
+                f"{len(va)} val / {len(te)} test (seeded {TEST_SHARE_OF_VAL}th of {val_dir.name}/, seed {seed})"
+            )
         else:
             splits["val"], splits["test"] = val, test
             parts.append(f"{len(val[0])} val ({val_dir.name}/) / {len(test[0])} test (test/)")
@@ -137,8 +141,10 @@ def image_splits(data_dir: Path, *, seed: int) -> tuple[Splits, tuple[str, ...],
         tr, va, te = seeded_split(n, (n - n_val - n_test, n_val, n_test), seed)
         splits = {"train": _take(*train[:2], tr), "val": _take(*train[:2], va)}
         splits["test"] = test if test is not None else _take(*train[:2], te)
-        parts.append(f"{len(tr)} train / {len(va)} val (seeded from {train_dir.name}/, seed {seed}) / "
-                     f"{len(splits['test'][0])} test ({'test/' if test is not None else 'seeded from train/'})")
+        parts.append(
+            f"{len(tr)} train / {len(va)} val (seeded from {train_dir.name}/, seed {seed}) / "
+            f"{len(splits['test'][0])} test ({'test/' if test is not None else 'seeded from train/'})"
+        )
     return splits, names, f"{data_dir}: " + ", ".join(parts)
 
 
@@ -212,8 +218,15 @@ class ImageFolderData(Data):
         decoded = sum(self.sizes.values()) * self.image_size * self.image_size * 3
         self.cached = cache if cache is not None else decoded <= CACHE_FRACTION * _memory_bytes()
         self._raw_description = description
-        self.description = description + (f"; {skipped} unreadable image(s) skipped" if skipped else "") + (
-            f"; decoded images cached in memory ({decoded / 2**20:.0f} MiB)" if self.cached else "; no cache (too big)")
+        self.description = (
+            description
+            + (f"; {skipped} unreadable image(s) skipped" if skipped else "")
+            + (
+                f"; decoded images cached in memory ({decoded / 2**20:.0f} MiB)"
+                if self.cached
+                else "; no cache (too big)"
+            )
+        )
         self._base: dict[str, Any] = {}
 
     # the pipeline
@@ -258,9 +271,11 @@ class ImageFolderData(Data):
             ds = self._decoded(split)
             if shuffle:
                 ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(int(batch_size)).map(
-            lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE
-        ).prefetch(tf.data.AUTOTUNE)
+        ds = (
+            ds.batch(int(batch_size))
+            .map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )
         return FitInputs(x=ds, y=None, batch_size=None)
 
     def labels(self, split: str) -> np.ndarray:
@@ -279,8 +294,13 @@ class ImageFolderData(Data):
 
     def _copy(self, splits: Splits, description: str) -> ImageFolderData:
         return ImageFolderData(
-            splits, class_names=self.spec.class_names, image_size=self.image_size, description=description,
-            options=dict(self.spec.options), skipped=self.skipped, cache=None,
+            splits,
+            class_names=self.spec.class_names,
+            image_size=self.image_size,
+            description=description,
+            options=dict(self.spec.options),
+            skipped=self.skipped,
+            cache=None,
         )
 
     def merged(self, splits: tuple[str, ...]) -> ImageFolderData:
@@ -297,12 +317,15 @@ class ImageFolderData(Data):
         return self._copy(new, self._raw_description + f"; first {sizes} files per split")
 
 
-def folder_data(data_dir: Path, *, seed: int, image_size: int, options: dict[str, Any] | None, what: str) -> ImageFolderData:
+def folder_data(
+    data_dir: Path, *, seed: int, image_size: int, options: dict[str, Any] | None, what: str
+) -> ImageFolderData:
     """``image_splits`` + ``check_images`` -> ``ImageFolderData``."""
     splits, names, how = image_splits(data_dir, seed=seed)
     splits, skipped = check_images(splits, str(data_dir))
     if len(names) < 2:
         raise TaskError(f"{data_dir} has one class ({names[0]}); a classifier needs at least two class folders")
     desc = f"{what} {how}, {len(names)} classes, {image_size}x{image_size}"
-    return ImageFolderData(splits, class_names=names, image_size=image_size, description=desc,
-                           options=options, skipped=skipped)
+    return ImageFolderData(
+        splits, class_names=names, image_size=image_size, description=desc, options=options, skipped=skipped
+    )

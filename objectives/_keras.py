@@ -10,7 +10,6 @@ from typing import Any
 
 import keras
 
-
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adadelta")
 
 
@@ -46,8 +45,9 @@ class OneHotMeanSquaredError(keras.losses.Loss):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
-def compile_classifier(model: Any, params: dict[str, Any], num_classes: int, *, momentum: float = 0.0,
-                       steps_per_execution: int = 1) -> Any:
+def compile_classifier(
+    model: Any, params: dict[str, Any], num_classes: int, *, momentum: float = 0.0, steps_per_execution: int = 1
+) -> Any:
     """Compile a softmax classifier for integer labels.
 
     ``params["loss"]``: ``crossentropy`` (default) or ``mse``; ``params["optimizer"]`` and

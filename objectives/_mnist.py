@@ -18,10 +18,9 @@ import struct
 
 import numpy as np
 
-from objectives._base import ArrayData
-from objectives._base import TaskError
-from objectives._base import seeded_split
-
+from ._base import ArrayData
+from ._base import TaskError
+from ._base import seeded_split
 
 CLASS_NAMES = tuple(str(i) for i in range(10))
 T10K_SPLIT = (8000, 1000, 1000)  # train / val / test of the t10k-only split
@@ -59,13 +58,13 @@ def load_arrays(data_dir: str | None, *, seed: int) -> tuple[dict[str, tuple[np.
         try:
             (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
         except Exception as e:
-            raise TaskError(
-                f"cannot download MNIST ({e}); give --data-dir with mnist.npz or the IDX files"
-            ) from None
+            raise TaskError(f"cannot download MNIST ({e}); give --data-dir with mnist.npz or the IDX files") from None
         return _full(x_tr, y_tr, x_te, y_te, seed, "keras.datasets.mnist")
     d = Path(data_dir)
     if not d.is_dir():
-        raise TaskError(f"data directory {d} does not exist; give --data-dir a folder with mnist.npz or the MNIST IDX files")
+        raise TaskError(
+            f"data directory {d} does not exist; give --data-dir a folder with mnist.npz or the MNIST IDX files"
+        )
     if (d / "mnist.npz").is_file():
         try:
             with np.load(d / "mnist.npz") as f:
@@ -73,8 +72,15 @@ def load_arrays(data_dir: str | None, *, seed: int) -> tuple[dict[str, tuple[np.
         except (OSError, KeyError, ValueError) as e:
             raise TaskError(f"cannot read {d / 'mnist.npz'}: {e}; re-download it") from None
         return _full(x_tr, y_tr, x_te, y_te, seed, f"{d / 'mnist.npz'}")
-    files = {k: _find(d, k) for k in (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    files = {
+        k: _find(d, k)
+        for k in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
+    }
     if files["t10k-images-idx3-ubyte"] is None or files["t10k-labels-idx1-ubyte"] is None:
         raise TaskError(
             f"no MNIST data in {d}: expected mnist.npz or t10k-images-idx3-ubyte[.gz] and "
@@ -88,8 +94,10 @@ def load_arrays(data_dir: str | None, *, seed: int) -> tuple[dict[str, tuple[np.
         return _full(x_tr, y_tr, x_te, y_te, seed, f"{d} (IDX)")
     tr, va, te = seeded_split(len(x_te), T10K_SPLIT, seed)
     splits = {"train": (x_te[tr], y_te[tr]), "val": (x_te[va], y_te[va]), "test": (x_te[te], y_te[te])}
-    desc = (f"MNIST t10k only ({d}): seeded split (seed {seed}) "
-            f"{T10K_SPLIT[0]} train / {T10K_SPLIT[1]} val / {T10K_SPLIT[2]} test")
+    desc = (
+        f"MNIST t10k only ({d}): seeded split (seed {seed}) "
+        f"{T10K_SPLIT[0]} train / {T10K_SPLIT[1]} val / {T10K_SPLIT[2]} test"
+    )
     return splits, desc
 
 
@@ -108,8 +116,13 @@ def load(data_dir: str | None, *, seed: int, channels: bool, options: dict | Non
         return x[..., None] if channels else x
 
     return ArrayData(
-        x_train=prep(splits["train"][0]), y_train=splits["train"][1],
-        x_val=prep(splits["val"][0]), y_val=splits["val"][1],
-        x_test=prep(splits["test"][0]), y_test=splits["test"][1],
-        class_names=CLASS_NAMES, description=desc, options=options,
+        x_train=prep(splits["train"][0]),
+        y_train=splits["train"][1],
+        x_val=prep(splits["val"][0]),
+        y_val=splits["val"][1],
+        x_test=prep(splits["test"][0]),
+        y_test=splits["test"][1],
+        class_names=CLASS_NAMES,
+        description=desc,
+        options=options,
     )

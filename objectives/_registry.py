@@ -2,23 +2,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import importlib
-import importlib.util
 from importlib.metadata import entry_points
+import importlib.util
 from types import ModuleType
 from typing import Any
 
-from objectives._base import TaskError
-
+from ._base import TaskError
 
 # Built-in tasks: name -> module. Descriptions live in the modules, which import Keras lazily.
 _BUILTIN = {
-    "mnist_mlp": "objectives.mnist_mlp",
-    "mnist_cnn": "objectives.mnist_cnn",
-    "cifar10_cnn": "objectives.cifar10_cnn",
-    "cats_vs_dogs": "objectives.cats_vs_dogs",
-    "celeba_gender": "objectives.celeba_gender",
-    "image_folder": "objectives.image_folder",
-    "digits": "objectives.digits",
+    "mnist_mlp": "hpsearch.objectives.mnist_mlp",
+    "mnist_cnn": "hpsearch.objectives.mnist_cnn",
+    "cifar10_cnn": "hpsearch.objectives.cifar10_cnn",
+    "cats_vs_dogs": "hpsearch.objectives.cats_vs_dogs",
+    "celeba_gender": "hpsearch.objectives.celeba_gender",
+    "image_folder": "hpsearch.objectives.image_folder",
+    "digits": "hpsearch.objectives.digits",
 }
 _ENTRY_POINT_GROUP = "hpsearch.tasks"
 _REQUIRED = ("load_data", "search_space", "build_model")
@@ -44,8 +43,7 @@ def _load_ref(ref: str) -> Any:
         module: ModuleType = importlib.import_module(module_name)
     except ImportError as e:
         raise TaskError(
-            f"cannot import task module {module_name!r} ({e}); check the name and that it is on "
-            "PYTHONPATH or installed"
+            f"cannot import task module {module_name!r} ({e}); check the name and that it is on PYTHONPATH or installed"
         ) from None
     if not attr:
         return module
@@ -71,8 +69,7 @@ def get_task(name: str) -> Any:
         return _check_contract(_load_ref(name), name)
     known = ", ".join(sorted([*_BUILTIN, *plugins]))
     raise TaskError(
-        f"unknown task {name!r}: choose one of {known} (see `hpsearch tasks`), "
-        "or give a plug-in as package.module:attr"
+        f"unknown task {name!r}: choose one of {known} (see `hpsearch tasks`), or give a plug-in as package.module:attr"
     )
 
 
@@ -96,7 +93,9 @@ def task_options(task: Any, given: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(given) - set(declared))
     if unknown:
         names = ", ".join(sorted(declared)) or "none"
-        raise TaskError(f"task {getattr(task, 'name', task)!r} has no option {', '.join(unknown)} (its options: {names})")
+        raise TaskError(
+            f"task {getattr(task, 'name', task)!r} has no option {', '.join(unknown)} (its options: {names})"
+        )
     out = {}
     for key, opt in declared.items():
         value = given.get(key, opt.default)

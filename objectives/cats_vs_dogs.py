@@ -18,13 +18,14 @@ from pathlib import Path
 import sys
 from typing import Any
 
-from objectives import _backbones
-from objectives._base import DataSpec
-from objectives._base import TaskError
-
+from . import _backbones
+from ._base import DataSpec
+from ._base import TaskError
 
 name = "cats_vs_dogs"
-description = "cats vs dogs photos (image folders), frozen MobileNetV2 + augmentation + head (transfer-learning notebook)"
+description = (
+    "cats vs dogs photos (image folders), frozen MobileNetV2 + augmentation + head (transfer-learning notebook)"
+)
 
 BACKBONE = "MobileNetV2"
 URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
@@ -35,8 +36,17 @@ options = _backbones.backbone_options(160)
 # Dense 64 relu, Dense 2; adam (Keras' default learning rate 1e-3), batch 32 (the notebook's
 # BATCH_SIZE), 20 epochs (the study's --max-epochs): 97% validation accuracy.
 baselines: list[dict[str, Any]] = [
-    {"augment": True, "flip": "horizontal", "rotation": 0.2, "pooling": "flatten", "dense_units": 64,
-     "dropout": 0.0, "learning_rate": 1e-3, "batch_size": 32, "fine_tune": False},
+    {
+        "augment": True,
+        "flip": "horizontal",
+        "rotation": 0.2,
+        "pooling": "flatten",
+        "dense_units": 64,
+        "dropout": 0.0,
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "fine_tune": False,
+    },
 ]
 
 
@@ -47,14 +57,16 @@ def search_space(trial: Any) -> dict[str, Any]:
     if params["augment"]:
         params["flip"] = trial.suggest_categorical("flip", ["none", "horizontal", "horizontal_and_vertical"])
         params["rotation"] = trial.suggest_float("rotation", 0.0, 0.3)
-    params.update({
-        "pooling": trial.suggest_categorical("pooling", ["flatten", "avg"]),
-        "dense_units": trial.suggest_int("dense_units", 0, 256, step=32),  # 0 = no hidden dense layer
-        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
-        "batch_size": trial.suggest_int("batch_size", 16, 64, log=True),
-        "fine_tune": trial.suggest_categorical("fine_tune", [False, True]),  # False = frozen backbone
-    })
+    params.update(
+        {
+            "pooling": trial.suggest_categorical("pooling", ["flatten", "avg"]),
+            "dense_units": trial.suggest_int("dense_units", 0, 256, step=32),  # 0 = no hidden dense layer
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
+            "batch_size": trial.suggest_int("batch_size", 16, 64, log=True),
+            "fine_tune": trial.suggest_categorical("fine_tune", [False, True]),  # False = frozen backbone
+        }
+    )
     if params["fine_tune"]:
         params["fine_tune_layers"] = trial.suggest_int("fine_tune_layers", 10, 60, step=10)
     return params
@@ -92,12 +104,11 @@ def data_root(data_dir: str | None) -> Path:
 
 
 def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
-    from objectives._images import folder_data
-    from objectives._registry import task_options
+    from ._images import folder_data
+    from ._registry import task_options
 
     opts = task_options(sys.modules[__name__], options or {})
-    data = folder_data(data_root(data_dir), seed=seed, image_size=opts["image_size"], options=opts,
-                       what="cats vs dogs")
+    data = folder_data(data_root(data_dir), seed=seed, image_size=opts["image_size"], options=opts, what="cats vs dogs")
     _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
     return data
 
@@ -108,6 +119,6 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
 
 def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
     """Head-only training on cached backbone features when the trial allows it (else None)."""
-    from objectives._feature_cache import head_trial
+    from ._feature_cache import head_trial
 
     return head_trial(params, data, BACKBONE, seed=seed)

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from objectives import _backbones
-from objectives._base import DataSpec
-from objectives._base import TaskError
-from objectives._base import TaskOption
-
+from . import _backbones
+from ._base import DataSpec
+from ._base import TaskError
+from ._base import TaskOption
 
 name = "celeba_gender"
 description = "CelebA faces, gender (attribute Male), frozen VGG16 + dense head (CelebA notebook)"
@@ -52,15 +51,24 @@ def _parse_max_images(text: str) -> int:
 
 options = {
     **_backbones.backbone_options(224),
-    "max_images": TaskOption(MAX_IMAGES, f"images used at most, split 80/10/10 (default {MAX_IMAGES:,}, "
-                             "the notebook's); 0 = all", parse=_parse_max_images),
+    "max_images": TaskOption(
+        MAX_IMAGES,
+        f"images used at most, split 80/10/10 (default {MAX_IMAGES:,}, the notebook's); 0 = all",
+        parse=_parse_max_images,
+    ),
 }
 
 # The notebook's configuration: frozen VGG16, flatten -> Dense 2 softmax, adam lr 1e-4, batch 64:
 # 0.933 test accuracy.
 baselines: list[dict[str, Any]] = [
-    {"learning_rate": 1e-4, "batch_size": 64, "optimizer": "adam", "pooling": "flatten",
-     "dense_units": 0, "dropout": 0.0},
+    {
+        "learning_rate": 1e-4,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "pooling": "flatten",
+        "dense_units": 0,
+        "dropout": 0.0,
+    },
 ]
 
 
@@ -86,8 +94,11 @@ def _find_file(root: Path, stem: str) -> Path | None:
 
 
 def _image_dir(root: Path) -> Path:
-    for d in (root / "img_align_celeba" / "img_align_celeba", root / "img_align_celeba",
-              root / "Img" / "img_align_celeba"):
+    for d in (
+        root / "img_align_celeba" / "img_align_celeba",
+        root / "img_align_celeba",
+        root / "Img" / "img_align_celeba",
+    ):
         if d.is_dir() and any(d.glob("*.jpg")):
             return d
     raise TaskError(
@@ -161,7 +172,9 @@ def celeba_splits(root: Path, *, max_images: int) -> tuple[dict[str, tuple[list[
         for k, split in enumerate(names):
             sel = [i for i, f in enumerate(files) if part.get(f) == k]
             idx[split] = sel[: caps[k]] if caps[k] is not None else sel
-        how = f"official partition ({part_file.name})" + (f", each split's first {caps[0]}/{caps[1]}/{caps[2]}" if max_images else "")
+        how = f"official partition ({part_file.name})" + (
+            f", each split's first {caps[0]}/{caps[1]}/{caps[2]}" if max_images else ""
+        )
     else:
         n = min(len(files), max_images) if max_images else len(files)
         n_tr, n_va = round(n * SPLIT_FRACTIONS[0]), round(n * SPLIT_FRACTIONS[1])
@@ -183,27 +196,33 @@ def celeba_splits(root: Path, *, max_images: int) -> tuple[dict[str, tuple[list[
 def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
     import logging
 
-    from objectives._images import ImageFolderData
-    from objectives._images import check_images
-    from objectives._registry import task_options
+    from ._images import ImageFolderData
+    from ._images import check_images
+    from ._registry import task_options
 
     opts = task_options(sys.modules[__name__], options or {})
     if data_dir is None:
-        raise TaskError("celeba_gender needs --data-dir: a folder with img_align_celeba/ and list_attr_celeba.txt "
-                        "(CelebA cannot be downloaded automatically)")
+        raise TaskError(
+            "celeba_gender needs --data-dir: a folder with img_align_celeba/ and list_attr_celeba.txt "
+            "(CelebA cannot be downloaded automatically)"
+        )
     root = Path(data_dir)
     if not root.is_dir():
         raise TaskError(f"data directory {root} does not exist; fix --data-dir")
     splits, missing, how = celeba_splits(root, max_images=int(opts["max_images"]))
     if missing:
-        logging.getLogger("hpsearch").warning("skipped %d image(s) listed in the attribute file but missing in %s",
-                                              missing, root)
+        logging.getLogger("hpsearch").warning(
+            "skipped %d image(s) listed in the attribute file but missing in %s", missing, root
+        )
     splits, bad = check_images(splits, str(root))
     sizes = {k: len(v[0]) for k, v in splits.items()}
-    desc = (f"{how}: {sizes['train']} train / {sizes['val']} val / {sizes['test']} test, "
-            f"{opts['image_size']}x{opts['image_size']}" + (f"; {missing} listed image(s) missing" if missing else ""))
-    data = ImageFolderData(splits, class_names=CLASS_NAMES, image_size=opts["image_size"], description=desc,
-                           options=opts, skipped=bad)
+    desc = (
+        f"{how}: {sizes['train']} train / {sizes['val']} val / {sizes['test']} test, "
+        f"{opts['image_size']}x{opts['image_size']}" + (f"; {missing} listed image(s) missing" if missing else "")
+    )
+    data = ImageFolderData(
+        splits, class_names=CLASS_NAMES, image_size=opts["image_size"], description=desc, options=opts, skipped=bad
+    )
     _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
     return data
 
@@ -215,6 +234,6 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
 def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
     """The backbone is always frozen and nothing is augmented: heads train on cached VGG16 features
     (objectives/_feature_cache.py) unless the option feature_cache=off."""
-    from objectives._feature_cache import head_trial
+    from ._feature_cache import head_trial
 
     return head_trial(params, data, BACKBONE, seed=seed)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from objectives import _cifar
-from objectives._base import ArrayData
-from objectives._base import DataSpec
-
+from . import _cifar
+from ._base import ArrayData
+from ._base import DataSpec
 
 name = "cifar10_cnn"
-description = "CIFAR-10 32x32x3, 2-4 conv blocks (optional batch norm, augmentation) + 0-2 dense (CIFAR-10 CNN notebook)"
+description = (
+    "CIFAR-10 32x32x3, 2-4 conv blocks (optional batch norm, augmentation) + 0-2 dense (CIFAR-10 CNN notebook)"
+)
 
 SGD_MOMENTUM = 0.9
 
@@ -32,14 +33,38 @@ SGD_MOMENTUM = 0.9
 baselines: list[dict[str, Any]] = [
     # (a) final model: Conv 32/64/128/128 3x3 + batch norm + max-pool, flatten, dropout 0.2,
     #     2 x Dense 128 with dropout 0.2, adam, 10 epochs: 74.50% test.
-    {"n_blocks": 4, "base_filters": 32, "filters_cap": 128, "batch_norm": True, "padding": "same",
-     "pool_last": True, "dropout": 0.2, "n_dense": 2, "dense_units": 128, "optimizer": "adam",
-     "learning_rate": 1e-3, "batch_size": 32, "augment": False},
+    {
+        "n_blocks": 4,
+        "base_filters": 32,
+        "filters_cap": 128,
+        "batch_norm": True,
+        "padding": "same",
+        "pool_last": True,
+        "dropout": 0.2,
+        "n_dense": 2,
+        "dense_units": 128,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "augment": False,
+    },
     # (b) starting model: Conv 32 -> pool -> Conv 64 -> pool -> Conv 64 (valid padding), flatten,
     #     Dense 64, adam, 10 epochs: 71.03% test.
-    {"n_blocks": 3, "base_filters": 32, "filters_cap": 64, "batch_norm": False, "padding": "valid",
-     "pool_last": False, "dropout": 0.0, "n_dense": 1, "dense_units": 64, "optimizer": "adam",
-     "learning_rate": 1e-3, "batch_size": 32, "augment": False},
+    {
+        "n_blocks": 3,
+        "base_filters": 32,
+        "filters_cap": 64,
+        "batch_norm": False,
+        "padding": "valid",
+        "pool_last": False,
+        "dropout": 0.0,
+        "n_dense": 1,
+        "dense_units": 64,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "augment": False,
+    },
 ]
 
 
@@ -73,16 +98,22 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
     import keras
 
-    from objectives._keras import compile_classifier
-    from objectives.mnist_cnn import conv_blocks
+    from ._keras import compile_classifier
+    from .mnist_cnn import conv_blocks
 
     inputs = keras.Input(spec.input_shape)
     x = inputs
     if params.get("augment"):
         x = keras.layers.RandomFlip("horizontal")(x)
         x = keras.layers.RandomTranslation(0.1, 0.1)(x)
-    x = conv_blocks(x, block_filters(params), 3, batch_norm=bool(params["batch_norm"]),
-                    pool_last=bool(params["pool_last"]), padding=params["padding"])
+    x = conv_blocks(
+        x,
+        block_filters(params),
+        3,
+        batch_norm=bool(params["batch_norm"]),
+        pool_last=bool(params["pool_last"]),
+        padding=params["padding"],
+    )
     x = keras.layers.Flatten()(x)
     dropout = float(params["dropout"])
     if dropout > 0:

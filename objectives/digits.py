@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from objectives._base import ArrayData
-from objectives._base import DataSpec
-from objectives._base import seeded_split
-
+from ._base import ArrayData
+from ._base import DataSpec
+from ._base import seeded_split
 
 name = "digits"
 description = "scikit-learn's bundled 8x8 digits (1,797 images, no download), small MLP; for demos and tests"
@@ -15,8 +14,15 @@ description = "scikit-learn's bundled 8x8 digits (1,797 images, no download), sm
 SPLIT = (1257, 270, 270)  # train / val / test of a seeded permutation of the 1,797 images
 
 baselines: list[dict[str, Any]] = [
-    {"n_layers": 1, "units_0": 64, "activation": "relu", "dropout": 0.1,
-     "optimizer": "adam", "learning_rate": 1e-2, "batch_size": 32},
+    {
+        "n_layers": 1,
+        "units_0": 64,
+        "activation": "relu",
+        "dropout": 0.1,
+        "optimizer": "adam",
+        "learning_rate": 1e-2,
+        "batch_size": 32,
+    },
 ]
 
 
@@ -42,7 +48,12 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     y = bunch.target
     tr, va, te = seeded_split(len(x), SPLIT, seed)
     return ArrayData(
-        x_train=x[tr], y_train=y[tr], x_val=x[va], y_val=y[va], x_test=x[te], y_test=y[te],
+        x_train=x[tr],
+        y_train=y[tr],
+        x_val=x[va],
+        y_val=y[va],
+        x_test=x[te],
+        y_test=y[te],
         class_names=tuple(str(i) for i in range(10)),
         description=f"sklearn digits: seeded split (seed {seed}) {SPLIT[0]}/{SPLIT[1]}/{SPLIT[2]}",
         options=options,
@@ -50,6 +61,6 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
 
 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
-    from objectives._keras import mlp_classifier  # imports Keras: lazily, so `hpsearch tasks` stays fast
+    from ._keras import mlp_classifier  # imports Keras: lazily, so `hpsearch tasks` stays fast
 
     return mlp_classifier(params, spec)

@@ -19,12 +19,11 @@ from pathlib import Path
 import sys
 from typing import Any
 
-from objectives import _backbones
-from objectives._base import DataSpec
-from objectives._base import TaskError
-from objectives._base import TaskOption
-from objectives.cats_vs_dogs import search_space as search_space  # the same space as cats_vs_dogs
-
+from . import _backbones
+from ._base import DataSpec
+from ._base import TaskError
+from ._base import TaskOption
+from .cats_vs_dogs import search_space as search_space  # the same space as cats_vs_dogs
 
 name = "image_folder"
 description = "any folder of class sub-folders, pretrained keras.applications backbone (option backbone) + head"
@@ -37,20 +36,34 @@ options = {
 # A sensible start (Keras' transfer-learning guide): frozen backbone, light augmentation,
 # global average pooling, dropout 0.2, linear-probe head; adam 1e-3, batch 32.
 baselines: list[dict[str, Any]] = [
-    {"augment": True, "flip": "horizontal", "rotation": 0.1, "pooling": "avg", "dense_units": 0, "dropout": 0.2,
-     "learning_rate": 1e-3, "batch_size": 32, "fine_tune": False},
+    {
+        "augment": True,
+        "flip": "horizontal",
+        "rotation": 0.1,
+        "pooling": "avg",
+        "dense_units": 0,
+        "dropout": 0.2,
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "fine_tune": False,
+    },
 ]
 
 
 def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
-    from objectives._images import folder_data
-    from objectives._registry import task_options
+    from ._images import folder_data
+    from ._registry import task_options
 
     opts = task_options(sys.modules[__name__], options or {})
     if data_dir is None:
         raise TaskError("image_folder needs --data-dir: a folder with one sub-folder of images per class")
-    data = folder_data(Path(data_dir), seed=seed, image_size=opts["image_size"], options=opts,
-                       what=f"image folder ({opts['backbone']})")
+    data = folder_data(
+        Path(data_dir),
+        seed=seed,
+        image_size=opts["image_size"],
+        options=opts,
+        what=f"image folder ({opts['backbone']})",
+    )
     _backbones.check_weights(opts["backbone"], opts["image_size"], opts["weights"])
     return data
 
@@ -61,6 +74,6 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
 
 def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
     """Head-only training on cached backbone features when the trial allows it (else None)."""
-    from objectives._feature_cache import head_trial
+    from ._feature_cache import head_trial
 
     return head_trial(params, data, data.spec.options.get("backbone", "MobileNetV2"), seed=seed)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from objectives import _mnist
-from objectives._base import ArrayData
-from objectives._base import DataSpec
-
+from . import _mnist
+from ._base import ArrayData
+from ._base import DataSpec
 
 name = "mnist_cnn"
 description = "MNIST 28x28x1 digits, 1-3 conv/pool blocks + dropout + optional dense (Keras MNIST convnet notebook)"
@@ -22,8 +21,17 @@ description = "MNIST 28x28x1 digits, 1-3 conv/pool blocks + dropout + optional d
 # Conv 32 3x3 -> pool -> Conv 64 3x3 -> pool -> flatten -> dropout 0.5 -> Dense 10;
 # adam (lr 1e-3), batch 128, 15 epochs (the study's --max-epochs): 99.28% test accuracy.
 baselines: list[dict[str, Any]] = [
-    {"n_blocks": 2, "filters_0": 32, "filters_1": 64, "kernel_size": 3, "dropout": 0.5,
-     "dense_units": 0, "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128},
+    {
+        "n_blocks": 2,
+        "filters_0": 32,
+        "filters_1": 64,
+        "kernel_size": 3,
+        "dropout": 0.5,
+        "dense_units": 0,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "batch_size": 128,
+    },
 ]
 
 
@@ -45,8 +53,15 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     return _mnist.load(data_dir, seed=seed, channels=True, options=options)
 
 
-def conv_blocks(x: Any, filters: list[int], kernel_size: int, *, batch_norm: bool = False,
-                pool_last: bool = True, padding: str = "valid") -> Any:
+def conv_blocks(
+    x: Any,
+    filters: list[int],
+    kernel_size: int,
+    *,
+    batch_norm: bool = False,
+    pool_last: bool = True,
+    padding: str = "valid",
+) -> Any:
     """Conv(relu) [-> BatchNorm] -> MaxPool 2x2 per block; ``valid`` falls back to ``same`` when too small."""
     import keras
 
@@ -66,7 +81,7 @@ def conv_blocks(x: Any, filters: list[int], kernel_size: int, *, batch_norm: boo
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
     import keras
 
-    from objectives._keras import compile_classifier
+    from ._keras import compile_classifier
 
     inputs = keras.Input(spec.input_shape)
     filters = [int(params[f"filters_{i}"]) for i in range(int(params["n_blocks"]))]

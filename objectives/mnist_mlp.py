@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from objectives import _mnist
-from objectives._base import ArrayData
-from objectives._base import DataSpec
-
+from . import _mnist
+from ._base import ArrayData
+from ._base import DataSpec
 
 name = "mnist_mlp"
 description = "MNIST 28x28 digits, Flatten + 0-3 Dense layers (SYDE 522 / CAP 6619 MLP notebooks)"
@@ -15,11 +14,28 @@ description = "MNIST 28x28 digits, Flatten + 0-3 Dense layers (SYDE 522 / CAP 66
 # The notebooks' own configurations, enqueued as a new study's first trials.
 baselines: list[dict[str, Any]] = [
     # (a) 2 x Dense 128 relu, dropout 0.2, adam 1e-3, batch 32, 10 epochs: 98.05% test.
-    {"n_layers": 2, "units_0": 128, "units_1": 128, "activation": "relu", "dropout": 0.2,
-     "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32, "loss": "crossentropy"},
+    {
+        "n_layers": 2,
+        "units_0": 128,
+        "units_1": 128,
+        "activation": "relu",
+        "dropout": 0.2,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "loss": "crossentropy",
+    },
     # (b) Dense 64 sigmoid, SGD lr 0.01, mean squared error, batch 128: ~89.5% after 500 epochs.
-    {"n_layers": 1, "units_0": 64, "activation": "sigmoid", "dropout": 0.0,
-     "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 128, "loss": "mse"},
+    {
+        "n_layers": 1,
+        "units_0": 64,
+        "activation": "sigmoid",
+        "dropout": 0.0,
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "batch_size": 128,
+        "loss": "mse",
+    },
 ]
 
 
@@ -43,6 +59,6 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
 
 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
-    from objectives._keras import mlp_classifier  # imports Keras: lazily, so `hpsearch tasks` stays fast
+    from ._keras import mlp_classifier  # imports Keras: lazily, so `hpsearch tasks` stays fast
 
     return mlp_classifier(params, spec)

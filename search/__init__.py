@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from search._errors import HpsearchError
-from search._errors import UsageError
-from search._errors import WorkerStopped
-
+from ._errors import HpsearchError
+from ._errors import UsageError
+from ._errors import WorkerStopped
 
 __all__ = ["HpsearchError", "UsageError", "WorkerStopped"]

@@ -1,6 +1,5 @@
 import sys
 
-from search.cli import main
-
+from .cli import main
 
 sys.exit(main())

@@ -23,12 +23,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from objectives import TaskError
-from objectives import get_task
-from objectives import validate_params
-from objectives._registry import task_options
-from search._errors import UsageError
-
+from ._errors import UsageError
+from .objectives import TaskError
+from .objectives import get_task
+from .objectives import validate_params
+from .objectives._registry import task_options
 
 FORMAT = "hpsearch-params"
 VERSION = 1
@@ -96,23 +95,30 @@ def load_params_file(path: str) -> tuple[dict[str, Any], Any]:
         else:
             doc = json.loads(text)
     except Exception as e:
-        raise UsageError(f"params file {path} is not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from None
+        raise UsageError(
+            f"params file {path} is not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise UsageError(f"{path} is not an hpsearch params file (expected \"format\": \"{FORMAT}\"); "
-                         "export one with `hpsearch export`")
+        raise UsageError(
+            f'{path} is not an hpsearch params file (expected "format": "{FORMAT}"); export one with `hpsearch export`'
+        )
     version = doc.get("version")
     if not _is_int(version) or version < 1:
-        raise UsageError(f"{path}: 'version' must be a positive integer, got {version!r}; "
-                         f"this hpsearch writes and reads version {VERSION}")
+        raise UsageError(
+            f"{path}: 'version' must be a positive integer, got {version!r}; "
+            f"this hpsearch writes and reads version {VERSION}"
+        )
     if version > VERSION:
-        raise UsageError(f"{path} has format version {version}; this hpsearch reads version {VERSION}: "
-                         "upgrade hpsearch")
+        raise UsageError(
+            f"{path} has format version {version}; this hpsearch reads version {VERSION}: upgrade hpsearch"
+        )
     for key, typ in (("task", str), ("params", dict)):
         if not isinstance(doc.get(key), typ):
             raise UsageError(f"{path}: missing or invalid {key!r} ({typ.__name__} expected)")
     if doc.get("task_options") is not None and not isinstance(doc["task_options"], dict):
-        raise UsageError(f"{path}: 'task_options' must be a mapping of option names to values, "
-                         f"got {doc['task_options']!r}")
+        raise UsageError(
+            f"{path}: 'task_options' must be a mapping of option names to values, got {doc['task_options']!r}"
+        )
     if doc.get("data_dir") is not None and not isinstance(doc["data_dir"], str):
         raise UsageError(f"{path}: 'data_dir' must be a folder path or null, got {doc['data_dir']!r}")
     for key, low in (("best_epoch", 1), ("max_epochs", 1), ("data_seed", 0)):

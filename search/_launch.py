@@ -1,6 +1,6 @@
 """Start, watch and stop local worker processes (``hpsearch run`` and ``hpsearch launch``).
 
-Each worker is ``python -m search worker --study NAME ...`` with its GPU slot in
+Each worker is ``python -c <worker_command> worker --study NAME ...`` with its GPU slot in
 ``CUDA_VISIBLE_DEVICES`` and TensorFlow memory growth on (``TF_FORCE_GPU_ALLOW_GROWTH``), so several
 workers share one GPU. The storage URL travels in the environment, never on a command line (where
 ``ps`` would show its password). Workers print one line per finished trial, prefixed with their
@@ -21,10 +21,19 @@ import sys
 import time
 from typing import Any
 
-from search._worker import emit
-
+from ._worker import emit
 
 FINAL_EXIT_CODES = (0, 2, 3)
+
+
+def worker_command() -> list[str]:
+    """``python`` running hpsearch's CLI with the working folder taken off ``sys.path``.
+
+    ``python -m hpsearch`` would put the working folder first on ``sys.path``, so a user's own
+    ``hpsearch.py`` there would shadow the package; ``-P`` exists only from Python 3.11. Entries of
+    ``PYTHONPATH`` (plug-in tasks) stay.
+    """
+    return [sys.executable, "-c", "import sys; del sys.path[0]; from hpsearch.cli import main; sys.exit(main())"]
 
 
 @dataclass
@@ -66,8 +75,15 @@ def plan_slots(gpus: list[str], per_gpu: int, cpu_workers: int) -> list[Slot]:
 
 
 class Launcher:
-    def __init__(self, slots: list[Slot], worker_args: list[str], *, storage_url: str,
-                 max_restarts: int = 3, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        slots: list[Slot],
+        worker_args: list[str],
+        *,
+        storage_url: str,
+        max_restarts: int = 3,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.slots = slots
         self.worker_args = worker_args
         self.storage_url = storage_url
@@ -91,11 +107,13 @@ class Launcher:
         return env
 
     def _start(self, slot: Slot) -> None:
-        cmd = [sys.executable, "-m", "search", "worker", *self.worker_args]
+        cmd = [*worker_command(), "worker", *self.worker_args]
         # Own process group: a terminal's Ctrl-C reaches only the launcher, which stops workers in order.
         slot.proc = subprocess.Popen(cmd, env=self._env(slot), start_new_session=True)
-        emit(f"[launch] started {slot.worker_id} pid {slot.proc.pid} "
-              f"CUDA_VISIBLE_DEVICES={slot.gpu if slot.gpu is not None else '(inherited)'}")
+        emit(
+            f"[launch] started {slot.worker_id} pid {slot.proc.pid} "
+            f"CUDA_VISIBLE_DEVICES={slot.gpu if slot.gpu is not None else '(inherited)'}"
+        )
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if not self._stopping:
@@ -131,12 +149,13 @@ class Launcher:
                             emit(f"[launch] {slot.worker_id} exited with code {rc}")
                         continue
                     if slot.restarts >= self.max_restarts:
-                        emit(f"[launch] {slot.worker_id} crashed (code {rc}) {slot.restarts + 1} times; "
-                              "not restarting it")
+                        emit(
+                            f"[launch] {slot.worker_id} crashed (code {rc}) {slot.restarts + 1} times; "
+                            "not restarting it"
+                        )
                         continue
                     slot.restarts += 1
-                    emit(f"[launch] {slot.worker_id} crashed (code {rc}); restart "
-                          f"{slot.restarts}/{self.max_restarts}")
+                    emit(f"[launch] {slot.worker_id} crashed (code {rc}); restart {slot.restarts}/{self.max_restarts}")
                     self._start(slot)
                     alive += 1
                 if alive == 0:

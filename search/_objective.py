@@ -184,7 +184,7 @@ class TrialRunner:
 def _record(trial: Any, epoch_log: list[dict[str, float]], seconds: float, extra: dict[str, Any]) -> None:
     """One write (one transaction) of the per-epoch history, best epoch (1-based count), wall time
     and ``extra``."""
-    from storage import set_user_attrs
+    from .storage import set_user_attrs
 
     history: dict[str, list[float]] = {}
     for row in epoch_log:

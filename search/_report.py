@@ -26,8 +26,7 @@ import math
 from typing import Any
 import warnings
 
-from search._worker import trial_note
-
+from ._worker import trial_note
 
 # Figure titles (tests and readers look for them).
 TITLE_CURVES = "Learning curves (validation accuracy per epoch)"
@@ -71,9 +70,11 @@ class PruningSavings:
     def sentence(self) -> str:
         if not self.trials:
             return "no finished trials yet: nothing to compare"
-        return (f"{self.epochs_run} of {self.epochs_unpruned} epochs run "
-                f"({self.trials} finished trials x {self.max_epochs}); pruning saved "
-                f"{self.epochs_saved} epochs ({self.saved_percent:.1f}%)")
+        return (
+            f"{self.epochs_run} of {self.epochs_unpruned} epochs run "
+            f"({self.trials} finished trials x {self.max_epochs}); pruning saved "
+            f"{self.epochs_saved} epochs ({self.saved_percent:.1f}%)"
+        )
 
 
 def epochs_run(trial: Any) -> int:
@@ -138,21 +139,38 @@ def learning_curves_figure(trials: list[Any], *, max_epochs: int, best_number: i
         marker_symbols, marker_sizes = ["circle"] * len(ys), [5] * len(ys)
         if state == "PRUNED":
             marker_symbols[-1], marker_sizes[-1] = "x", 11  # where the pruner stopped it
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines+markers", name=group, legendgroup=group,
-            showlegend=group not in shown,
-            line={"color": style["color"], "dash": style["dash"], "width": style["width"]},
-            marker={"size": marker_sizes, "symbol": marker_symbols, "color": style["color"]},
-            opacity=style["opacity"],
-            hovertemplate=(f"trial {t.number} {state.lower()}{html.escape(extra)}<br>epoch %{{x}}"
-                           f"<br>val_accuracy %{{y:.4f}}<br>{html.escape(params)}<extra></extra>"),
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                name=group,
+                legendgroup=group,
+                showlegend=group not in shown,
+                line={"color": style["color"], "dash": style["dash"], "width": style["width"]},
+                marker={"size": marker_sizes, "symbol": marker_symbols, "color": style["color"]},
+                opacity=style["opacity"],
+                hovertemplate=(
+                    f"trial {t.number} {state.lower()}{html.escape(extra)}<br>epoch %{{x}}"
+                    f"<br>val_accuracy %{{y:.4f}}<br>{html.escape(params)}<extra></extra>"
+                ),
+            )
+        )
         shown.add(group)
-    fig.add_vline(x=max_epochs, line_dash="dot", line_color="#999",
-                  annotation_text=f"max_epochs {max_epochs}", annotation_position="bottom left")
+    fig.add_vline(
+        x=max_epochs,
+        line_dash="dot",
+        line_color="#999",
+        annotation_text=f"max_epochs {max_epochs}",
+        annotation_position="bottom left",
+    )
     fig.update_layout(
-        title=TITLE_CURVES, xaxis_title="epoch", yaxis_title="val_accuracy", height=480,
-        legend_title_text="trials (click to hide)", template="plotly_white",
+        title=TITLE_CURVES,
+        xaxis_title="epoch",
+        yaxis_title="val_accuracy",
+        height=480,
+        legend_title_text="trials (click to hide)",
+        template="plotly_white",
     )
     fig.update_xaxes(dtick=1 if max_epochs <= 30 else None, range=[0.5, max_epochs + 0.5])
     return fig
@@ -166,19 +184,26 @@ class _Plot:
     note: str = ""  # why there is no figure, or a caveat under it
 
 
-def _optuna_plot(anchor: str, heading: str, fn: Callable[[], Any], *, need: int, have: int,
-                 what: str = "COMPLETE trial") -> _Plot:
+def _optuna_plot(
+    anchor: str, heading: str, fn: Callable[[], Any], *, need: int, have: int, what: str = "COMPLETE trial"
+) -> _Plot:
     if have < need:
-        return _Plot(anchor, heading, note=f"needs at least {need} {what}{'s' if need > 1 else ''}; "
-                     f"this study has {have}")
+        return _Plot(
+            anchor, heading, note=f"needs at least {need} {what}{'s' if need > 1 else ''}; this study has {have}"
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             fig = fn()
         except Exception as e:  # a plot that cannot be drawn must not cost the whole report
             return _Plot(anchor, heading, note=f"not available: {type(e).__name__}: {e}")
-    notes = sorted({str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)
-                    and "experimental" not in str(w.message).lower()})
+    notes = sorted(
+        {
+            str(w.message)
+            for w in caught
+            if not issubclass(w.category, DeprecationWarning) and "experimental" not in str(w.message).lower()
+        }
+    )
     return _Plot(anchor, heading, fig, note=" ".join(notes))
 
 
@@ -196,27 +221,44 @@ def _plots(study: Any, trials: list[Any], max_epochs: int, best_number: int | No
     n_complete = sum(t.state.name == "COMPLETE" for t in trials)
     n_curves = sum(bool(_val_accuracy(t)) for t in trials)
     plots = [
-        _optuna_plot("history", "Optimization history", lambda: vis.plot_optimization_history(study),
-                     need=1, have=n_complete),
-        _optuna_plot("curves", "Learning curves",
-                     lambda: learning_curves_figure(trials, max_epochs=max_epochs, best_number=best_number),
-                     need=1, have=n_curves, what="trial with a reported epoch"),
+        _optuna_plot(
+            "history", "Optimization history", lambda: vis.plot_optimization_history(study), need=1, have=n_complete
+        ),
+        _optuna_plot(
+            "curves",
+            "Learning curves",
+            lambda: learning_curves_figure(trials, max_epochs=max_epochs, best_number=best_number),
+            need=1,
+            have=n_curves,
+            what="trial with a reported epoch",
+        ),
     ]
-    imp = _optuna_plot("importance", "Parameter importances", lambda: vis.plot_param_importances(study),
-                       need=MIN_IMPORTANCE_TRIALS, have=n_complete)
+    imp = _optuna_plot(
+        "importance",
+        "Parameter importances",
+        lambda: vis.plot_param_importances(study),
+        need=MIN_IMPORTANCE_TRIALS,
+        have=n_complete,
+    )
     if imp.figure is not None:
         if not imp.figure.data:
             imp = _Plot(imp.anchor, imp.heading, note="not available: no parameter is shared by all COMPLETE trials")
         elif n_complete < FEW_IMPORTANCE_TRIALS:
-            imp.note = (f"Only {n_complete} COMPLETE trials: treat these importances as a rough hint. "
-                        + imp.note).strip()
+            imp.note = (
+                f"Only {n_complete} COMPLETE trials: treat these importances as a rough hint. " + imp.note
+            ).strip()
     plots.append(imp)
-    plots.append(_optuna_plot("parallel", "Parallel coordinates", lambda: vis.plot_parallel_coordinate(study),
-                              need=1, have=n_complete))
-    plots.append(_optuna_plot("slice", "Slice plots", lambda: _fit_width(vis.plot_slice(study)), need=1,
-                              have=n_complete))
-    plots.append(_optuna_plot("timeline", "Timeline", lambda: vis.plot_timeline(study), need=1, have=len(trials),
-                              what="trial"))
+    plots.append(
+        _optuna_plot(
+            "parallel", "Parallel coordinates", lambda: vis.plot_parallel_coordinate(study), need=1, have=n_complete
+        )
+    )
+    plots.append(
+        _optuna_plot("slice", "Slice plots", lambda: _fit_width(vis.plot_slice(study)), need=1, have=n_complete)
+    )
+    plots.append(
+        _optuna_plot("timeline", "Timeline", lambda: vis.plot_timeline(study), need=1, have=len(trials), what="trial")
+    )
     return plots
 
 
@@ -290,14 +332,27 @@ def build_report(study: Any, settings: Any, *, storage_masked: str) -> tuple[str
     add('<meta name="viewport" content="width=device-width, initial-scale=1">')
     add(f"<title>hpsearch report: {html.escape(name)}</title><style>{_CSS}</style></head><body><main>")
     add(f'<h1>Study <span id="study-name">{html.escape(name)}</span></h1>')
-    add(f'<p class="meta">task <b>{html.escape(str(attrs.get("task", settings.task)))}</b>'
-        f" &middot; storage <code id=\"storage\">{html.escape(storage_masked)}</code>"
-        f" &middot; generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}</p>")
+    add(
+        f'<p class="meta">task <b>{html.escape(str(attrs.get("task", settings.task)))}</b>'
+        f' &middot; storage <code id="storage">{html.escape(storage_masked)}</code>'
+        f" &middot; generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}</p>"
+    )
     if attrs.get("description"):
         add(f"<p>{html.escape(str(attrs['description']))}</p>")
-    add("<nav>" + "".join(f'<a href="#{a}">{h}</a>' for a, h in [
-        ("summary", "Summary"), ("best", "Best trial"), ("pruning", "Pruning"),
-        *[(p.anchor, p.heading) for p in plots], ("trials", "All trials")]) + "</nav>")
+    add(
+        "<nav>"
+        + "".join(
+            f'<a href="#{a}">{h}</a>'
+            for a, h in [
+                ("summary", "Summary"),
+                ("best", "Best trial"),
+                ("pruning", "Pruning"),
+                *[(p.anchor, p.heading) for p in plots],
+                ("trials", "All trials"),
+            ]
+        )
+        + "</nav>"
+    )
 
     # summary
     add('<section id="summary"><h2>Summary</h2>')
@@ -324,24 +379,32 @@ def build_report(study: Any, settings: Any, *, storage_masked: str) -> tuple[str
     else:
         a = best.user_attrs
         add(f'<p class="big">trial #{best.number}: val_accuracy <span id="best-value">{best.value:.4f}</span></p>')
-        brow: list[tuple[str, Any]] = [("best epoch", a.get("best_epoch", "-")),
-                                       ("epochs run", epochs_run(best)),
-                                       ("seconds", a.get("seconds", "-"))]
+        brow: list[tuple[str, Any]] = [
+            ("best epoch", a.get("best_epoch", "-")),
+            ("epochs run", epochs_run(best)),
+            ("seconds", a.get("seconds", "-")),
+        ]
         if a.get("baseline") is not None:
             brow.append(("baseline", f"yes: the seed notebook's configuration {a['baseline']}"))
         baselines = [t for t in complete if t.user_attrs.get("baseline") is not None]
         for t in baselines:
             if t.number != best.number:
-                brow.append((f"baseline {t.user_attrs['baseline']} (trial #{t.number})",
-                             f"{t.value:.4f} ({best.value - t.value:+.4f} for the best trial)"))
+                brow.append(
+                    (
+                        f"baseline {t.user_attrs['baseline']} (trial #{t.number})",
+                        f"{t.value:.4f} ({best.value - t.value:+.4f} for the best trial)",
+                    )
+                )
         add(_table(brow))
         add("<h3>Params</h3>")
         add('<table id="best-params"><tr><th>param</th><th>value</th></tr>')
         for k, v in sorted(best.params.items()):
-            add(f"<tr><td>{html.escape(k)}</td><td class=\"num\">{_e(v)}</td></tr>")
+            add(f'<tr><td>{html.escape(k)}</td><td class="num">{_e(v)}</td></tr>')
         add("</table>")
-        add(f"<p class=\"meta\">Export them with <code>hpsearch export --study {html.escape(name)} -o best.json</code>, "
-            "then train the final model with <code>hpsearch train --params best.json</code>.</p>")
+        add(
+            f'<p class="meta">Export them with <code>hpsearch export --study {html.escape(name)} -o best.json</code>, '
+            "then train the final model with <code>hpsearch train --params best.json</code>.</p>"
+        )
     add("</section>")
 
     # pruning
@@ -358,13 +421,23 @@ def build_report(study: Any, settings: Any, *, storage_masked: str) -> tuple[str
         ("training seconds spent", round(s.seconds_run, 1)),
         ("training seconds saved (estimate)", "-" if s.seconds_saved is None else s.seconds_saved),
     ]
-    add(_table(prow, ids={
-        "finished trials (COMPLETE + PRUNED)": "finished-trials", "of which pruned": "pruned-trials",
-        "epochs run": "epochs-run", f"epochs without pruning ({s.trials} x {s.max_epochs})": "epochs-unpruned",
-        "epochs saved": "epochs-saved", "saved": "saved-percent",
-    }))
-    add('<p class="meta">Epochs saved = max_epochs x finished trials - the epochs they ran. The time estimate '
-        "uses each pruned trial's own seconds per epoch. FAIL and RUNNING trials are left out.</p>")
+    add(
+        _table(
+            prow,
+            ids={
+                "finished trials (COMPLETE + PRUNED)": "finished-trials",
+                "of which pruned": "pruned-trials",
+                "epochs run": "epochs-run",
+                f"epochs without pruning ({s.trials} x {s.max_epochs})": "epochs-unpruned",
+                "epochs saved": "epochs-saved",
+                "saved": "saved-percent",
+            },
+        )
+    )
+    add(
+        '<p class="meta">Epochs saved = max_epochs x finished trials - the epochs they ran. The time estimate '
+        "uses each pruned trial's own seconds per epoch. FAIL and RUNNING trials are left out.</p>"
+    )
     add("</section>")
 
     # plots
@@ -372,8 +445,14 @@ def build_report(study: Any, settings: Any, *, storage_masked: str) -> tuple[str
     for p in plots:
         add(f'<section id="{p.anchor}"><h2>{html.escape(p.heading)}</h2>')
         if p.figure is not None:
-            add(p.figure.to_html(full_html=False, include_plotlyjs=first, div_id=f"fig-{p.anchor}",
-                                 config={"displaylogo": False, "responsive": True}))
+            add(
+                p.figure.to_html(
+                    full_html=False,
+                    include_plotlyjs=first,
+                    div_id=f"fig-{p.anchor}",
+                    config={"displaylogo": False, "responsive": True},
+                )
+            )
             first = False
         if p.note:
             add(f'<p class="note">{html.escape(p.note)}</p>')
@@ -381,21 +460,29 @@ def build_report(study: Any, settings: Any, *, storage_masked: str) -> tuple[str
 
     # all trials
     add('<section id="trials"><h2>All trials</h2>')
-    add('<p class="meta">value: the best val_accuracy of a COMPLETE trial; the last reported one of a '
-        "PRUNED trial. epochs: epochs it trained.</p>")
-    add("<table><tr><th>#</th><th>state</th><th>value</th><th>epochs</th><th>best epoch</th>"
-        "<th>seconds</th><th>params</th><th>note</th></tr>")
+    add(
+        '<p class="meta">value: the best val_accuracy of a COMPLETE trial; the last reported one of a '
+        "PRUNED trial. epochs: epochs it trained.</p>"
+    )
+    add(
+        "<table><tr><th>#</th><th>state</th><th>value</th><th>epochs</th><th>best epoch</th>"
+        "<th>seconds</th><th>params</th><th>note</th></tr>"
+    )
     for t in trials:
         a = t.user_attrs
         cls = t.state.name + (" best" if best is not None and t.number == best.number else "")
         value = "-" if t.value is None else f"{t.value:.4f}"
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.params.items()))
-        add(f'<tr class="{cls}"><td class="num">{t.number}</td><td class="state">{t.state.name}</td>'
+        add(
+            f'<tr class="{cls}"><td class="num">{t.number}</td><td class="state">{t.state.name}</td>'
             f'<td class="num">{value}</td><td class="num">{epochs_run(t)}</td>'
             f'<td class="num">{_e(a.get("best_epoch", "-"))}</td><td class="num">{_e(a.get("seconds", "-"))}</td>'
-            f"<td>{html.escape(params)}</td><td>{html.escape(trial_note(t, width=120))}</td></tr>")
+            f"<td>{html.escape(params)}</td><td>{html.escape(trial_note(t, width=120))}</td></tr>"
+        )
     add("</table></section>")
-    add(f'<footer class="meta"><p>Made by <code>hpsearch report</code> ({html.escape(_versions())}). '
-        "Self-contained: plotly.js is embedded, no network needed.</p></footer>")
+    add(
+        f'<footer class="meta"><p>Made by <code>hpsearch report</code> ({html.escape(_versions())}). '
+        "Self-contained: plotly.js is embedded, no network needed.</p></footer>"
+    )
     add("</main></body></html>")
     return "\n".join(parts) + "\n", savings

@@ -12,13 +12,12 @@ from dataclasses import field
 import logging
 from typing import Any
 
-from objectives import get_task
-from objectives import validate_params
-from objectives._registry import task_options
-from search._errors import UsageError
-from storage import StorageError
-from storage import mask_url
-
+from ._errors import UsageError
+from .objectives import get_task
+from .objectives import validate_params
+from .objectives._registry import task_options
+from .storage import StorageError
+from .storage import mask_url
 
 _logger = logging.getLogger("hpsearch")
 
@@ -70,8 +69,7 @@ def validate_settings(s: StudySettings) -> Any:
             import torch  # noqa: F401
         except ImportError:
             raise UsageError(
-                "--sampler gp needs PyTorch (Optuna's GPSampler): pip install 'hpsearch[gp]', "
-                "or choose --sampler tpe"
+                "--sampler gp needs PyTorch (Optuna's GPSampler): pip install 'hpsearch[gp]', or choose --sampler tpe"
             ) from None
     task = get_task(s.task)
     task_options(task, s.task_options)
@@ -100,7 +98,7 @@ def make_pruner(s: StudySettings) -> Any:
     import optuna
 
     if s.pruner == "hyperband":
-        from search._pruners import HyperbandPruner
+        from ._pruners import HyperbandPruner
 
         return HyperbandPruner(min_resource=1, max_resource=s.max_epochs, reduction_factor=3)
     if s.pruner == "median":
@@ -130,7 +128,9 @@ def study_exists(storage: Any, name: str) -> bool:
         raise
 
 
-def load_study(storage: Any, name: str, *, url: str, settings: StudySettings | None = None, worker_index: int = 0) -> Any:
+def load_study(
+    storage: Any, name: str, *, url: str, settings: StudySettings | None = None, worker_index: int = 0
+) -> Any:
     """Load an existing study; a missing one is a ``StorageError`` naming ``hpsearch create``."""
     import optuna
 
@@ -138,8 +138,7 @@ def load_study(storage: Any, name: str, *, url: str, settings: StudySettings | N
         names = [s.study_name for s in storage.get_all_studies()]
         known = f" (studies here: {', '.join(names)})" if names else ""
         raise StorageError(
-            f"no study {name!r} in {mask_url(url)}{known}; create it with "
-            f"`hpsearch create --task TASK --study {name}`"
+            f"no study {name!r} in {mask_url(url)}{known}; create it with `hpsearch create --task TASK --study {name}`"
         )
     study = optuna.load_study(study_name=name, storage=storage)
     if settings is None:
@@ -171,13 +170,17 @@ def describe(task: Any, s: StudySettings) -> str:
         pass
     baselines = getattr(task, "baselines", []) or []
     if s.baselines and baselines:
-        lines += ["", f"The first {len(baselines)} trial(s) are the seed notebook's own configurations "
-                  "(user attribute `baseline`)."]
+        lines += [
+            "",
+            f"The first {len(baselines)} trial(s) are the seed notebook's own configurations "
+            "(user attribute `baseline`).",
+        ]
     return "\n".join(lines)
 
 
-def create_study(storage: Any, name: str, s: StudySettings, *, url: str, exist_ok: bool = False,
-                 compare: set[str] | None = None) -> tuple[Any, bool]:
+def create_study(
+    storage: Any, name: str, s: StudySettings, *, url: str, exist_ok: bool = False, compare: set[str] | None = None
+) -> tuple[Any, bool]:
     """Create the study with its settings and baselines; return (study, created).
 
     An existing study is an error unless ``exist_ok``; then its settings must equal ``s``

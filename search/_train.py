@@ -17,7 +17,7 @@ import numpy as np
 
 
 def resolve_epochs(doc: dict[str, Any], epochs: str) -> int:
-    from search._errors import UsageError
+    from ._errors import UsageError
 
     if epochs == "best":
         n = doc.get("best_epoch") or doc.get("max_epochs")
@@ -33,16 +33,25 @@ def resolve_epochs(doc: dict[str, Any], epochs: str) -> int:
     return n
 
 
-def train_final(doc: dict[str, Any], task: Any, *, data_dir: str | None, out: Path, epochs: int,
-                train_on: str = "train", seed: int = 0, log: Any = print) -> dict[str, Any]:
+def train_final(
+    doc: dict[str, Any],
+    task: Any,
+    *,
+    data_dir: str | None,
+    out: Path,
+    epochs: int,
+    train_on: str = "train",
+    seed: int = 0,
+    log: Any = print,
+) -> dict[str, Any]:
     import keras
 
-    from objectives import ArrayData
+    from .objectives import ArrayData
 
     data = task.load_data(data_dir, seed=int(doc.get("data_seed", 0)), options=doc["task_options"])
     if train_on == "train+val":
         if not isinstance(data, ArrayData) and not hasattr(data, "merged"):
-            from search._errors import UsageError
+            from ._errors import UsageError
 
             raise UsageError(f"task {doc['task']!r} cannot merge train and val; use --train-on train")
         data = data.merged(("train", "val"))
@@ -63,11 +72,18 @@ def train_final(doc: dict[str, Any], task: Any, *, data_dir: str | None, out: Pa
     # curve on it would only measure memorisation, so there is none.
     validation: dict[str, Any] = {}
     if train_on == "train":
-        validation = {"validation_data": (val.x, val.y) if val.y is not None else val.x,
-                      "validation_batch_size": val.batch_size}
+        validation = {
+            "validation_data": (val.x, val.y) if val.y is not None else val.x,
+            "validation_batch_size": val.batch_size,
+        }
     hist = model.fit(
-        train.x, train.y, batch_size=train.batch_size, epochs=epochs, verbose=0,
-        shuffle=train.y is not None, **validation,  # datasets shuffle themselves (seeded)
+        train.x,
+        train.y,
+        batch_size=train.batch_size,
+        epochs=epochs,
+        verbose=0,
+        shuffle=train.y is not None,
+        **validation,  # datasets shuffle themselves (seeded)
     )
     fit_seconds = time.perf_counter() - t0
     test = data.inputs("test", bs)
@@ -79,8 +95,7 @@ def train_final(doc: dict[str, Any], task: Any, *, data_dir: str | None, out: Pa
     cm = np.zeros((n, n), dtype=int)
     np.add.at(cm, (y_true.astype(int), y_pred.astype(int)), 1)
     per_class = {
-        name: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None)
-        for i, name in enumerate(data.spec.class_names)
+        name: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, name in enumerate(data.spec.class_names)
     }
     metrics = {
         "task": doc["task"],
@@ -108,7 +123,6 @@ def _plots(out: Path, metrics: dict[str, Any], data: Any, y_true: np.ndarray, y_
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import MaxNLocator
 
     hist = metrics["history"]
@@ -140,8 +154,15 @@ def _plots(out: Path, metrics: dict[str, Any], data: Any, y_true: np.ndarray, y_
     ax.set_ylabel("true")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                color="white" if cm[i, j] > cm.max() / 2 else "black",
+                fontsize=8,
+            )
     ax.set_title(f"confusion matrix ({cm.sum()} test images)")
     fig.tight_layout()
     fig.savefig(out / "confusion_matrix.png", dpi=100)
@@ -161,8 +182,9 @@ def _plots(out: Path, metrics: dict[str, Any], data: Any, y_true: np.ndarray, y_
             img = img[..., 0]
         if img.max() > 1.0:
             img = img / 255.0
-        ax.imshow(np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None, vmin=0.0, vmax=1.0,
-                  interpolation="nearest")
+        ax.imshow(
+            np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest"
+        )
         ax.set_title(f"true {names[y_true[wrong[k]]]}\npred {names[y_pred[wrong[k]]]}", fontsize=8)
     if not len(wrong):
         axes.flat[0].text(0.5, 0.5, "no misclassified test images", ha="center")

@@ -24,8 +24,7 @@ import time
 import traceback
 from typing import Any
 
-from search._errors import WorkerStopped
-
+from ._errors import WorkerStopped
 
 _logger = logging.getLogger("hpsearch")
 
@@ -135,7 +134,7 @@ class Worker:
 
     # -- budget --------------------------------------------------------------------------------
     def _counts(self) -> dict[str, int]:
-        from storage import trial_state_counts
+        from .storage import trial_state_counts
 
         return trial_state_counts(self.study)
 
@@ -169,7 +168,7 @@ class Worker:
         """
         if self.cap is None:
             return False
-        from storage import trials_ahead
+        from .storage import trials_ahead
 
         return trials_ahead(self.study, trial.number) >= self.cap
 
@@ -229,7 +228,7 @@ class Worker:
         return self.ran
 
     def _sweep(self, force: bool = False) -> None:
-        from storage import sweep_stale_trials
+        from .storage import sweep_stale_trials
 
         now = time.monotonic()
         if force or now - self._last_sweep >= self.sweep_seconds:
@@ -280,8 +279,11 @@ class Worker:
 
         if state is None:
             frozen = self.study._storage.get_trial(trial._trial_id)
-            _logger.warning("trial %d was already %s elsewhere (swept as stale); its result here is discarded",
-                            frozen.number, frozen.state.name)
+            _logger.warning(
+                "trial %d was already %s elsewhere (swept as stale); its result here is discarded",
+                frozen.number,
+                frozen.state.name,
+            )
             return frozen
         try:
             frozen = self.study.tell(

@@ -15,15 +15,14 @@ from pathlib import Path
 import sys
 from typing import Any
 
-from objectives import TaskError
-from search._errors import HpsearchError
-from search._errors import UsageError
-from search._errors import WorkerStopped
-from storage import StorageError
-from storage import mask_text
-from storage import mask_url
-from storage import resolve_url
-
+from ._errors import HpsearchError
+from ._errors import UsageError
+from ._errors import WorkerStopped
+from .objectives import TaskError
+from .storage import StorageError
+from .storage import mask_text
+from .storage import mask_url
+from .storage import resolve_url
 
 _logger = logging.getLogger("hpsearch")
 
@@ -95,16 +94,31 @@ class Command:
 
     @staticmethod
     def add_heartbeat(p: argparse.ArgumentParser) -> None:
-        from storage import DEFAULT_GRACE_PERIOD
-        from storage import DEFAULT_HEARTBEAT_INTERVAL
+        from .storage import DEFAULT_GRACE_PERIOD
+        from .storage import DEFAULT_HEARTBEAT_INTERVAL
 
-        p.add_argument("--heartbeat-interval", type=positive_int, default=DEFAULT_HEARTBEAT_INTERVAL, metavar="S",
-                       help=f"seconds between a running trial's heartbeats (default {DEFAULT_HEARTBEAT_INTERVAL})")
-        p.add_argument("--grace-period", type=positive_int, default=DEFAULT_GRACE_PERIOD, metavar="S",
-                       help="seconds without heartbeat before a RUNNING trial is failed and retried "
-                       f"(default {DEFAULT_GRACE_PERIOD})")
-        p.add_argument("--max-failures", type=positive_int, default=3, metavar="K",
-                       help="stop a worker after K failed trials in a row (default 3)")
+        p.add_argument(
+            "--heartbeat-interval",
+            type=positive_int,
+            default=DEFAULT_HEARTBEAT_INTERVAL,
+            metavar="S",
+            help=f"seconds between a running trial's heartbeats (default {DEFAULT_HEARTBEAT_INTERVAL})",
+        )
+        p.add_argument(
+            "--grace-period",
+            type=positive_int,
+            default=DEFAULT_GRACE_PERIOD,
+            metavar="S",
+            help="seconds without heartbeat before a RUNNING trial is failed and retried "
+            f"(default {DEFAULT_GRACE_PERIOD})",
+        )
+        p.add_argument(
+            "--max-failures",
+            type=positive_int,
+            default=3,
+            metavar="K",
+            help="stop a worker after K failed trials in a row (default 3)",
+        )
 
     @staticmethod
     def add_settings(p: argparse.ArgumentParser) -> None:
@@ -113,18 +127,33 @@ class Command:
         p.add_argument("--pruner", choices=("hyperband", "median", "none"), help="default hyperband")
         p.add_argument("--max-epochs", type=positive_int, metavar="N", help="epochs per trial at most (default 10)")
         p.add_argument("--seed", type=non_negative_int, metavar="S", help="sampler and training seed (default 0)")
-        p.add_argument("--n-trials", type=positive_int, metavar="N",
-                       help="study-wide cap on finished (COMPLETE + PRUNED) trials that all workers respect")
-        p.add_argument("--no-baseline", action="store_true", default=None,
-                       help="do not enqueue the seed notebooks' configurations as the first trials")
-        p.add_argument("--weights", metavar="W",
-                       help="backbone weights for backbone tasks: imagenet, none, or a weights file")
-        p.add_argument("--option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                       help="a task option (see `hpsearch tasks`), repeatable")
+        p.add_argument(
+            "--n-trials",
+            type=positive_int,
+            metavar="N",
+            help="study-wide cap on finished (COMPLETE + PRUNED) trials that all workers respect",
+        )
+        p.add_argument(
+            "--no-baseline",
+            action="store_true",
+            default=None,
+            help="do not enqueue the seed notebooks' configurations as the first trials",
+        )
+        p.add_argument(
+            "--weights", metavar="W", help="backbone weights for backbone tasks: imagenet, none, or a weights file"
+        )
+        p.add_argument(
+            "--option",
+            type=key_value,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a task option (see `hpsearch tasks`), repeatable",
+        )
 
 
 def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
-    from search._study import StudySettings
+    from ._study import StudySettings
 
     given: dict[str, Any] = {}
     for key in ("sampler", "pruner", "max_epochs", "seed", "n_trials"):
@@ -140,8 +169,8 @@ def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
         if not Path(data_dir).is_dir():
             raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
         data_dir = str(Path(data_dir).resolve())
-    from objectives import get_task
-    from objectives import task_options
+    from .objectives import get_task
+    from .objectives import task_options
 
     if options:
         given["task_options"] = options
@@ -151,7 +180,7 @@ def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
 
 
 def _open(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str]:
-    from storage import open_storage
+    from .storage import open_storage
 
     url = resolve_url(getattr(args, "storage", None))
     return open_storage(url, **kwargs), url
@@ -169,7 +198,7 @@ class Tasks(Command):
     help = "list the tasks with one-line descriptions"
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from objectives import list_tasks
+        from .objectives import list_tasks
 
         rows = list_tasks()
         width = max(len(n) for n, _ in rows)
@@ -191,19 +220,21 @@ class Create(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from search._study import create_study
+        from ._study import create_study
 
         _quiet_optuna()
         settings, _ = _settings_from(args, args.task)
-        from search._study import validate_settings
+        from ._study import validate_settings
 
         validate_settings(settings)  # before anything is written
         storage, url = _open(args, create_tables=True)
         _, created = create_study(storage, args.study, settings, url=url, exist_ok=args.exist_ok)
         verb = "created" if created else "exists (same settings)"
-        print(f"study {args.study!r} {verb} in {mask_url(url)}: task {settings.task}, sampler {settings.sampler}, "
-              f"pruner {settings.pruner}, max {settings.max_epochs} epochs"
-              + (f", cap {settings.n_trials} trials" if settings.n_trials else ""))
+        print(
+            f"study {args.study!r} {verb} in {mask_url(url)}: task {settings.task}, sampler {settings.sampler}, "
+            f"pruner {settings.pruner}, max {settings.max_epochs} epochs"
+            + (f", cap {settings.n_trials} trials" if settings.n_trials else "")
+        )
         return 0
 
 
@@ -225,17 +256,17 @@ class WorkerCmd(Command):
 
 def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
-    from objectives import get_task
-    from search._objective import TrialRunner
-    from search._objective import quiet_tensorflow
-    from search._objective import set_memory_growth
-    from search._study import load_study
-    from search._study import read_settings
-    from search._worker import Worker
-    from search._worker import WorkerBudget
-    from search._worker import emit
-    from search._worker import worker_index
-    from storage import open_storage
+    from ._objective import TrialRunner
+    from ._objective import quiet_tensorflow
+    from ._objective import set_memory_growth
+    from ._study import load_study
+    from ._study import read_settings
+    from ._worker import Worker
+    from ._worker import WorkerBudget
+    from ._worker import emit
+    from ._worker import worker_index
+    from .objectives import get_task
+    from .storage import open_storage
 
     quiet_tensorflow()
     _quiet_optuna()
@@ -251,8 +282,10 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
         data = task.load_data(data_dir, seed=settings.data_seed, options=settings.task_options)
     set_memory_growth()
     prefix = f"[{worker_id}] " if worker_id else ""
-    emit(f"{prefix}worker pid {os.getpid()} study {args.study!r} task {settings.task} "
-         f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}")
+    emit(
+        f"{prefix}worker pid {os.getpid()} study {args.study!r} task {settings.task} "
+        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}"
+    )
     if not study.user_attrs.get("dataset"):
         try:
             study.set_user_attr("dataset", data.description)
@@ -262,15 +295,22 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     backend = getattr(study._storage, "_backend", study._storage)
     retry = getattr(backend, "get_heartbeat_stale_trial_callback", lambda: None)()
     worker = Worker(
-        study, runner, cap=settings.n_trials,
+        study,
+        runner,
+        cap=settings.n_trials,
         budget=WorkerBudget(n_trials=args.n_trials, timeout=args.timeout, max_failures=args.max_failures),
-        worker_id=worker_id, retry_callback=retry,
+        worker_id=worker_id,
+        retry_callback=retry,
         poll_seconds=min(5.0, max(0.5, args.grace_period / 10)),
         sweep_seconds=args.grace_period / 4,
     )
     worker.install_signal_handlers()
     n = worker.run()
-    why = f"stopped by {__import__('signal').Signals(worker._stop_signal).name}" if worker._stop_signal else "budget spent"
+    why = (
+        f"stopped by {__import__('signal').Signals(worker._stop_signal).name}"
+        if worker._stop_signal
+        else "budget spent"
+    )
     emit(f"{prefix}worker done: {n} trial(s) run, {why}")
     return 0
 
@@ -282,7 +322,9 @@ class Run(Command):
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--task", required=True)
         p.add_argument("--study", metavar="NAME", help="default: the task name")
-        p.add_argument("--workers", type=positive_int, default=1, metavar="K", help="local worker processes (default 1)")
+        p.add_argument(
+            "--workers", type=positive_int, default=1, metavar="K", help="local worker processes (default 1)"
+        )
         p.add_argument("--data-dir", metavar="D", help="data directory (default: download the data set)")
         p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker: start no trial after S seconds")
         self.add_settings(p)
@@ -290,9 +332,9 @@ class Run(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from search._objective import quiet_tensorflow
-        from search._study import create_study
-        from search._study import validate_settings
+        from ._objective import quiet_tensorflow
+        from ._study import create_study
+        from ._study import validate_settings
 
         quiet_tensorflow()
         _quiet_optuna()
@@ -306,7 +348,7 @@ class Run(Command):
         url = resolve_url(args.storage)
         # Load the data before creating anything: a bad --data-dir must write nothing.
         data = task.load_data(settings.data_dir, seed=settings.data_seed, options=settings.task_options)
-        from storage import open_storage
+        from .storage import open_storage
 
         storage = open_storage(url, create_tables=True)
         _quiet_optuna()
@@ -317,8 +359,8 @@ class Run(Command):
             # In-process, reusing the data loaded above; --n-trials is the study cap, not a worker cap.
             os.environ.setdefault("HPSEARCH_WORKER_INDEX", "0")
             return run_worker(argparse.Namespace(**{**vars(args), "n_trials": None}), url, data=data)
-        from search._launch import Launcher
-        from search._launch import plan_slots
+        from ._launch import Launcher
+        from ._launch import plan_slots
 
         del data
         launcher = Launcher(plan_slots([], 1, args.workers), _worker_args(args), storage_url=url)
@@ -326,8 +368,16 @@ class Run(Command):
 
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
-    out = ["--study", args.study, "--heartbeat-interval", str(args.heartbeat_interval),
-           "--grace-period", str(args.grace_period), "--max-failures", str(args.max_failures)]
+    out = [
+        "--study",
+        args.study,
+        "--heartbeat-interval",
+        str(args.heartbeat_interval),
+        "--grace-period",
+        str(args.grace_period),
+        "--max-failures",
+        str(args.max_failures),
+    ]
     if getattr(args, "data_dir", None):
         out += ["--data-dir", str(Path(args.data_dir).resolve())]
     if getattr(args, "timeout", None):
@@ -344,23 +394,38 @@ class Launch(Command):
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--study", required=True, metavar="NAME")
         p.add_argument("--gpus", default="auto", help="auto (detect), none, or a list like 0,1 (default auto)")
-        p.add_argument("--workers-per-gpu", type=positive_int, default=1, metavar="K",
-                       help="workers per GPU; without GPUs, the number of CPU workers (default 1)")
-        p.add_argument("--max-restarts", type=non_negative_int, default=3, metavar="N",
-                       help="restarts of a crashed worker per slot (default 3)")
+        p.add_argument(
+            "--workers-per-gpu",
+            type=positive_int,
+            default=1,
+            metavar="K",
+            help="workers per GPU; without GPUs, the number of CPU workers (default 1)",
+        )
+        p.add_argument(
+            "--max-restarts",
+            type=non_negative_int,
+            default=3,
+            metavar="N",
+            help="restarts of a crashed worker per slot (default 3)",
+        )
         p.add_argument("--data-dir", metavar="D")
         p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker")
-        p.add_argument("--n-trials", dest="worker_n_trials", type=positive_int, metavar="N",
-                       help="per worker cap (the study's own cap applies as well)")
+        p.add_argument(
+            "--n-trials",
+            dest="worker_n_trials",
+            type=positive_int,
+            metavar="N",
+            help="per worker cap (the study's own cap applies as well)",
+        )
         self.add_heartbeat(p)
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from search._launch import Launcher
-        from search._launch import detect_gpus
-        from search._launch import plan_slots
-        from search._study import load_study
-        from storage import open_storage
+        from ._launch import Launcher
+        from ._launch import detect_gpus
+        from ._launch import plan_slots
+        from ._study import load_study
+        from .storage import open_storage
 
         url = resolve_url(args.storage)
         _quiet_optuna()
@@ -374,8 +439,11 @@ class Launch(Command):
             if not gpus or not all(g.isdigit() for g in gpus):
                 raise UsageError(f"--gpus {args.gpus!r}: give auto, none or GPU ids like 0,1")
         slots = plan_slots(gpus, args.workers_per_gpu, args.workers_per_gpu)
-        print(f"[launch] study {args.study!r}: {len(slots)} worker(s) on "
-              + (f"GPU(s) {','.join(gpus)}" if gpus else "CPU"), flush=True)
+        print(
+            f"[launch] study {args.study!r}: {len(slots)} worker(s) on "
+            + (f"GPU(s) {','.join(gpus)}" if gpus else "CPU"),
+            flush=True,
+        )
         return Launcher(slots, _worker_args(args), storage_url=url, max_restarts=args.max_restarts).run()
 
 
@@ -400,10 +468,14 @@ class Studies(Command):
         if not rows:
             print(f"no studies in {mask_url(url)}")
             return 0
-        print(f"{'study':<20} {'task':<14} {'trials':>6}  {'complete':>8} {'pruned':>6} {'fail':>4} {'running':>7}  best")
+        print(
+            f"{'study':<20} {'task':<14} {'trials':>6}  {'complete':>8} {'pruned':>6} {'fail':>4} {'running':>7}  best"
+        )
         for name, task, n, c, best in rows:
-            print(f"{name:<20} {task:<14} {n:>6}  {c.get('COMPLETE', 0):>8} {c.get('PRUNED', 0):>6} "
-                  f"{c.get('FAIL', 0):>4} {c.get('RUNNING', 0):>7}  {'-' if best is None else f'{best:.4f}'}")
+            print(
+                f"{name:<20} {task:<14} {n:>6}  {c.get('COMPLETE', 0):>8} {c.get('PRUNED', 0):>6} "
+                f"{c.get('FAIL', 0):>4} {c.get('RUNNING', 0):>7}  {'-' if best is None else f'{best:.4f}'}"
+            )
         return 0
 
 
@@ -416,8 +488,8 @@ class Status(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from search._study import load_study
-        from search._worker import trial_note
+        from ._study import load_study
+        from ._worker import trial_note
 
         storage, url = _open(args)
         study = load_study(storage, args.study, url=url)
@@ -430,15 +502,19 @@ class Status(Command):
         complete = [t for t in trials if t.state.name == "COMPLETE"]
         if complete:
             best = study.best_trial
-            print(f"best: trial {best.number} value {best.value:.4f} best_epoch {best.user_attrs.get('best_epoch')} "
-                  f"params {json.dumps(best.params, sort_keys=True)}")
+            print(
+                f"best: trial {best.number} value {best.value:.4f} best_epoch {best.user_attrs.get('best_epoch')} "
+                f"params {json.dumps(best.params, sort_keys=True)}"
+            )
         print(f"{'#':>4} {'state':<8} {'value':>7} {'epochs':>6} {'seconds':>8}  note")
         for t in trials:
             a = t.user_attrs
             value = "-" if t.value is None else f"{t.value:.4f}"
             secs = a.get("seconds")
-            print(f"{t.number:>4} {t.state.name:<8} {value:>7} {a.get('epochs_run', 0):>6} "
-                  f"{'-' if secs is None else f'{secs:.1f}':>8}  {trial_note(t)}")
+            print(
+                f"{t.number:>4} {t.state.name:<8} {value:>7} {a.get('epochs_run', 0):>6} "
+                f"{'-' if secs is None else f'{secs:.1f}':>8}  {trial_note(t)}"
+            )
         return 0
 
 
@@ -453,10 +529,10 @@ class Export(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from search._export import dump
-        from search._export import export_best
-        from search._study import load_study
-        from search._study import read_settings
+        from ._export import dump
+        from ._export import export_best
+        from ._study import load_study
+        from ._study import read_settings
 
         storage, url = _open(args)
         study = load_study(storage, args.study, url=url)
@@ -481,9 +557,9 @@ class Report(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from search._report import build_report
-        from search._study import load_study
-        from search._study import read_settings
+        from ._report import build_report
+        from ._study import load_study
+        from ._study import read_settings
 
         out = Path(args.output)
         if not out.parent.is_dir():
@@ -493,8 +569,10 @@ class Report(Command):
         study = load_study(storage, args.study, url=url)
         html, savings = build_report(study, read_settings(study), storage_masked=mask_url(url))
         out.write_text(html, encoding="utf-8")
-        print(f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB) for study {args.study!r} in {mask_url(url)}: "
-              f"{len(study.get_trials(deepcopy=False))} trials; {savings.sentence()}")
+        print(
+            f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB) for study {args.study!r} in {mask_url(url)}: "
+            f"{len(study.get_trials(deepcopy=False))} trials; {savings.sentence()}"
+        )
         return 0
 
 
@@ -506,16 +584,20 @@ class Train(Command):
         p.add_argument("--params", required=True, metavar="FILE")
         p.add_argument("--data-dir", metavar="D")
         p.add_argument("--out", default="final", metavar="DIR", help="output folder (default final/)")
-        p.add_argument("--epochs", default="best", metavar="N|best",
-                       help="epochs to train; best (default) = the best trial's best epoch")
+        p.add_argument(
+            "--epochs",
+            default="best",
+            metavar="N|best",
+            help="epochs to train; best (default) = the best trial's best epoch",
+        )
         p.add_argument("--train-on", choices=("train", "train+val"), default="train")
         p.add_argument("--seed", type=non_negative_int, default=0)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from search._export import load_params_file
-        from search._objective import quiet_tensorflow
-        from search._train import resolve_epochs
-        from search._train import train_final
+        from ._export import load_params_file
+        from ._objective import quiet_tensorflow
+        from ._train import resolve_epochs
+        from ._train import train_final
 
         doc, task = load_params_file(args.params)
         epochs = resolve_epochs(doc, args.epochs)
@@ -525,9 +607,11 @@ class Train(Command):
         quiet_tensorflow()
         out = Path(args.out)
         m = train_final(doc, task, data_dir=data_dir, out=out, epochs=epochs, train_on=args.train_on, seed=args.seed)
-        print(f"test accuracy {m['test_accuracy']:.4f} loss {m['test_loss']:.4f} on {m['test_size']} images "
-              f"after {epochs} epoch(s); wrote {out}/model.keras, metrics.json, params.json, "
-              "learning_curves.png, confusion_matrix.png, misclassified.png")
+        print(
+            f"test accuracy {m['test_accuracy']:.4f} loss {m['test_loss']:.4f} on {m['test_size']} images "
+            f"after {epochs} epoch(s); wrote {out}/model.keras, metrics.json, params.json, "
+            "learning_curves.png, confusion_matrix.png, misclassified.png"
+        )
         return 0
 
 
@@ -541,7 +625,7 @@ class Dashboard(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from storage import open_storage
+        from .storage import open_storage
 
         url = resolve_url(args.storage)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -573,20 +657,35 @@ class Proxy(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         import optuna
 
-        from storage import open_storage
+        from .storage import open_storage
 
         url = resolve_url(args.storage)
         if url.startswith("grpc://"):
             raise UsageError("the proxy needs a database URL, not grpc://; set --storage or $HPSEARCH_STORAGE")
         storage = optuna.storages.get_storage(open_storage(url))  # with Optuna's in-process cache
-        print(f"gRPC storage proxy for {mask_url(url)} on {args.host}:{args.port}; "
-              f"workers: HPSEARCH_STORAGE=grpc://{args.host}:{args.port}", flush=True)
+        print(
+            f"gRPC storage proxy for {mask_url(url)} on {args.host}:{args.port}; "
+            f"workers: HPSEARCH_STORAGE=grpc://{args.host}:{args.port}",
+            flush=True,
+        )
         optuna.storages.run_grpc_proxy_server(storage, host=args.host, port=args.port)
         return 0
 
 
-COMMANDS: list[type[Command]] = [Tasks, Create, WorkerCmd, Run, Launch, Studies, Status, Export, Report, Train,
-                                 Dashboard, Proxy]
+COMMANDS: list[type[Command]] = [
+    Tasks,
+    Create,
+    WorkerCmd,
+    Run,
+    Launch,
+    Studies,
+    Status,
+    Export,
+    Report,
+    Train,
+    Dashboard,
+    Proxy,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -604,8 +703,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not getattr(args, "_command", None):
         parser.print_help()
         return 2
@@ -633,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # a bug: keep the traceback, but never with a password in it
         import traceback
 
-        from storage._url import url_password
+        from .storage._url import url_password
 
         secrets = [p for p in [url_password(url)] if p] if url else []
         sys.stderr.write(mask_text(traceback.format_exc(), *secrets))
@@ -641,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(message: str, url: str | None) -> None:
-    from storage._url import url_password
+    from .storage._url import url_password
 
     secrets = [p for p in [url_password(url)] if p] if url else []
     sys.stderr.write(mask_text(" ".join(message.split()), *secrets) + "\n")

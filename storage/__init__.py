@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from storage._engine import DEFAULT_GRACE_PERIOD
-from storage._engine import DEFAULT_HEARTBEAT_INTERVAL
-from storage._engine import DEFAULT_MAX_RETRY
-from storage._engine import check_tables
-from storage._engine import engine_kwargs_for
-from storage._engine import open_storage
-from storage._engine import sqlite_path
-from storage._errors import StorageError
-from storage._queries import set_user_attrs
-from storage._queries import trial_state_counts
-from storage._queries import trials_ahead
-from storage._sweep import sweep_stale_trials
-from storage._url import DEFAULT_URL
-from storage._url import mask_text
-from storage._url import mask_url
-from storage._url import resolve_url
-
+from ._engine import DEFAULT_GRACE_PERIOD
+from ._engine import DEFAULT_HEARTBEAT_INTERVAL
+from ._engine import DEFAULT_MAX_RETRY
+from ._engine import check_tables
+from ._engine import engine_kwargs_for
+from ._engine import open_storage
+from ._engine import sqlite_path
+from ._errors import StorageError
+from ._queries import set_user_attrs
+from ._queries import trial_state_counts
+from ._queries import trials_ahead
+from ._sweep import sweep_stale_trials
+from ._url import DEFAULT_URL
+from ._url import mask_text
+from ._url import mask_url
+from ._url import resolve_url
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",

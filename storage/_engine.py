@@ -26,10 +26,9 @@ import time
 from typing import Any
 import warnings
 
-from storage._errors import StorageError
-from storage._url import mask_text
-from storage._url import mask_url
-
+from ._errors import StorageError
+from ._url import mask_text
+from ._url import mask_url
 
 _logger = logging.getLogger("hpsearch.storage")
 
@@ -114,9 +113,7 @@ def _with_retries(method: Callable[..., Any]) -> Callable[..., Any]:
                         f"database {mask_url(self.url)} unreachable for {_retry_seconds():.0f} s "
                         f"({_short(e)}); check the server, then restart the worker"
                     ) from e
-                _logger.warning(
-                    "database error in %s (%s); retrying in %.1f s", method.__name__, _short(e), delay
-                )
+                _logger.warning("database error in %s (%s); retrying in %.1f s", method.__name__, _short(e), delay)
                 time.sleep(min(delay, left) * (0.5 + random.random() / 2))
                 delay = min(delay * 2, 8.0)
 
@@ -134,12 +131,15 @@ def _retrying_rdb_storage_class() -> type:
 
     base = optuna.storages.RDBStorage
     names = [
-        n for n in dir(base)
+        n
+        for n in dir(base)
         # The public API, and the private methods that Optuna's ``_CachedStorage`` (what a Study
         # wraps an RDBStorage in) calls directly on its backend.
-        if (n.startswith(("get_", "set_", "create_new", "record_heartbeat", "delete_"))
-            or n in ("_get_stale_trial_ids", "_get_trials", "_create_new_trial", "_set_trial_param",
-                     "_get_best_trial_id"))
+        if (
+            n.startswith(("get_", "set_", "create_new", "record_heartbeat", "delete_"))
+            or n
+            in ("_get_stale_trial_ids", "_get_trials", "_create_new_trial", "_set_trial_param", "_get_best_trial_id")
+        )
         and callable(getattr(base, n))
         and n not in ("get_heartbeat_interval", "get_heartbeat_stale_trial_callback", "get_failed_trial_callback")
     ]
@@ -356,7 +356,6 @@ def _open_grpc(url: str) -> Any:
         proxy.wait_server_ready(timeout=10)
     except Exception:
         raise StorageError(
-            f"no hpsearch proxy answers at {host}:{port}; start one with `hpsearch proxy` "
-            "next to the database"
+            f"no hpsearch proxy answers at {host}:{port}; start one with `hpsearch proxy` next to the database"
         ) from None
     return proxy

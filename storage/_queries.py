@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage._engine import _with_retries
+from ._engine import _with_retries
 
 
 def _rdb(study: Any) -> Any | None:
@@ -24,8 +24,8 @@ def _rdb(study: Any) -> Any | None:
 
 
 def _count_by_state(backend: Any, study_id: int) -> dict[str, int]:
-    import sqlalchemy as sa
     from optuna.storages._rdb import models
+    import sqlalchemy as sa
 
     session = backend.scoped_session()
     try:
@@ -41,9 +41,9 @@ def _count_by_state(backend: Any, study_id: int) -> dict[str, int]:
 
 
 def _count_not_failed_before(backend: Any, study_id: int, number: int) -> int:
-    import sqlalchemy as sa
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
+    import sqlalchemy as sa
 
     session = backend.scoped_session()
     try:

@@ -15,8 +15,7 @@ from datetime import timedelta
 import logging
 from typing import Any
 
-from storage._engine import _with_retries
-
+from ._engine import _with_retries
 
 _logger = logging.getLogger("hpsearch.storage")
 
@@ -65,7 +64,9 @@ def sweep_stale_trials(study: Any) -> list[int]:
     if not isinstance(backend, optuna.storages.RDBStorage) or backend.get_heartbeat_interval() is None:
         return []
     grace = backend.grace_period or 2 * backend.get_heartbeat_interval()
-    stale = {tid: f"stale: no heartbeat for {grace} s (worker lost)" for tid in backend._get_stale_trial_ids(study._study_id)}
+    stale = {
+        tid: f"stale: no heartbeat for {grace} s (worker lost)" for tid in backend._get_stale_trial_ids(study._study_id)
+    }
     for tid in _never_heartbeated(backend, study._study_id, grace):
         stale[tid] = f"stale: RUNNING for {grace} s without any heartbeat (worker lost before its first)"
     failed = []

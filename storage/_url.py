@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 import re
 
-
 DEFAULT_URL = "sqlite:///hpsearch.db"
 ENV_URL = "HPSEARCH_STORAGE"
 ENV_URL_FILE = "HPSEARCH_STORAGE_FILE"
@@ -26,7 +25,7 @@ _CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*):(?P<p
 
 
 def _read_secret_file(path: str, what: str) -> str:
-    from storage._errors import StorageError
+    from ._errors import StorageError
 
     try:
         return Path(path).read_text().strip()

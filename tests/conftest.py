@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 MNIST_T10K = SHARED / "mnist-t10k"
@@ -26,7 +25,9 @@ def _fresh_database(server_url: str, kind: str):  # type: ignore[no-untyped-def]
     name = f"hps_{uuid.uuid4().hex[:10]}"
     try:
         admin = sqlalchemy.create_engine(  # no pool: a test may restart the server meanwhile
-            server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5},
+            server_url,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 5},
             poolclass=sqlalchemy.pool.NullPool,
         )
         with admin.connect() as c:
@@ -39,8 +40,11 @@ def _fresh_database(server_url: str, kind: str):  # type: ignore[no-untyped-def]
     finally:
         with admin.connect() as c:
             if kind == "postgresql":
-                c.execute(sqlalchemy.text(
-                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+                c.execute(
+                    sqlalchemy.text(
+                        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                    )
+                )
             c.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
 
@@ -87,12 +91,17 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def hpsearch(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
+def hpsearch(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess."""
     proc = subprocess.run(
-        [sys.executable, "-m", "search", *args], cwd=cwd, env=env or cli_env(),
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "hpsearch", *args],
+        cwd=cwd,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"hpsearch {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

@@ -14,10 +14,9 @@ import os
 import time
 from typing import Any
 
-from objectives import ArrayData
-from objectives import DataSpec
-from objectives import FitInputs
-
+from hpsearch.objectives import ArrayData
+from hpsearch.objectives import DataSpec
+from hpsearch.objectives import FitInputs
 
 name = "fault_task"
 description = "test task: 300 digits, a tiny MLP, injectable faults"
@@ -46,15 +45,23 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     d = load_digits()
     x = (d.images[:300] / 16.0).astype("float32").reshape(300, 64)
     y = d.target[:300]
-    return ArrayData(x_train=x[:200], y_train=y[:200], x_val=x[200:250], y_val=y[200:250],
-                     x_test=x[250:], y_test=y[250:], class_names=tuple(map(str, range(10))),
-                     description="300 sklearn digits (test task)", options=options)
+    return ArrayData(
+        x_train=x[:200],
+        y_train=y[:200],
+        x_val=x[200:250],
+        y_val=y[200:250],
+        x_test=x[250:],
+        y_test=y[250:],
+        class_names=tuple(map(str, range(10))),
+        description="300 sklearn digits (test task)",
+        options=options,
+    )
 
 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
     import keras
 
-    from objectives._keras import compile_classifier
+    from hpsearch.objectives._keras import compile_classifier
 
     fault = params.get("fault", "none")
     if fault == "error":

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from objectives import ArrayData
-from objectives import DataSpec
-
+from hpsearch.objectives import ArrayData
+from hpsearch.objectives import DataSpec
 
 name = "plugin_task"
 description = "digits 0 vs 1 (scikit-learn, no download), logistic regression or one hidden layer; a plug-in example"
@@ -36,9 +35,17 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     x = (x.reshape(-1, 8, 8) / 16.0).astype("float32")
     perm = np.random.default_rng(seed).permutation(len(x))
     tr, va, te = perm[:240], perm[240:300], perm[300:]
-    return ArrayData(x_train=x[tr], y_train=y[tr], x_val=x[va], y_val=y[va], x_test=x[te], y_test=y[te],
-                     class_names=("zero", "one"), description=f"digits 0/1, seeded split (seed {seed}) 240/60/60",
-                     options=options)
+    return ArrayData(
+        x_train=x[tr],
+        y_train=y[tr],
+        x_val=x[va],
+        y_val=y[va],
+        x_test=x[te],
+        y_test=y[te],
+        class_names=("zero", "one"),
+        description=f"digits 0/1, seeded split (seed {seed}) 240/60/60",
+        options=options,
+    )
 
 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
@@ -50,11 +57,20 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
         x = keras.layers.Dense(params["units"], activation="relu")(x)
     outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(params["learning_rate"]),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
 # The same task as one object, for ``--task plugin_task:TASK`` or an entry point.
-TASK = SimpleNamespace(name=name, description=description, baselines=baselines,
-                       search_space=search_space, load_data=load_data, build_model=build_model)
+TASK = SimpleNamespace(
+    name=name,
+    description=description,
+    baselines=baselines,
+    search_space=search_space,
+    load_data=load_data,
+    build_model=build_model,
+)

@@ -28,20 +28,28 @@ import urllib.request
 
 import pytest
 
-
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
-HPSEARCH = [sys.executable, "-m", "search"]
+HPSEARCH = [sys.executable, "-m", "hpsearch"]
 STUDY = "demo"
 N_TRIALS, MAX_EPOCHS = 6, 5
-HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            "--hide-scrollbars"]
+HEADLESS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"needs Debian's chromium at {CHROMIUM}: apt-get install -y chromium"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}: apt-get install -y chromium"
+    ),
 ]
 
 
@@ -52,12 +60,24 @@ def env_for(**extra: str) -> dict[str, str]:
     return env
 
 
-def chromium(url: str, tmp: Path, *, screenshot: Path | None = None, window: tuple[int, int] = (1400, 1000),
-             budget_ms: int = 15000, offline: bool = False) -> str:
+def chromium(
+    url: str,
+    tmp: Path,
+    *,
+    screenshot: Path | None = None,
+    window: tuple[int, int] = (1400, 1000),
+    budget_ms: int = 15000,
+    offline: bool = False,
+) -> str:
     """Load ``url`` headless; write a screenshot, or return the DOM after ``budget_ms`` of virtual time."""
     profile = tmp / f"chromium-profile-{time.monotonic_ns()}"
-    args = [str(CHROMIUM), *HEADLESS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}",
-            f"--virtual-time-budget={budget_ms}"]
+    args = [
+        str(CHROMIUM),
+        *HEADLESS,
+        f"--user-data-dir={profile}",
+        f"--window-size={window[0]},{window[1]}",
+        f"--virtual-time-budget={budget_ms}",
+    ]
     if offline:  # every http(s) request goes to a dead proxy: the page must need none
         args += ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
     args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
@@ -91,8 +111,14 @@ def free_port() -> int:
 @contextlib.contextmanager
 def dashboard(cwd: Path, port: int) -> Iterator[subprocess.Popen]:
     log = open(cwd / f"dashboard-{port}.log", "w")
-    proc = subprocess.Popen([*HPSEARCH, "dashboard", "--port", str(port)], cwd=cwd, env=env_for(),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [*HPSEARCH, "dashboard", "--port", str(port)],
+        cwd=cwd,
+        env=env_for(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -127,9 +153,25 @@ def section(dom: str, anchor: str) -> str:
 def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished digits study (sqlite:///hpsearch.db in this folder), searched for real."""
     d = tmp_path_factory.mktemp("study")
-    r = subprocess.run([*HPSEARCH, "run", "--task", "digits", "--n-trials", str(N_TRIALS), "--max-epochs",
-                        str(MAX_EPOCHS), "--study", STUDY], cwd=d, env=env_for(), capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(
+        [
+            *HPSEARCH,
+            "run",
+            "--task",
+            "digits",
+            "--n-trials",
+            str(N_TRIALS),
+            "--max-epochs",
+            str(MAX_EPOCHS),
+            "--study",
+            STUDY,
+        ],
+        cwd=d,
+        env=env_for(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return d
 
@@ -172,8 +214,14 @@ def test_dashboard_study_page_shows_trials_and_learning_curves(study_dir: Path, 
 
 def test_report_opens_offline_with_its_plots_drawn(study_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    r = subprocess.run([*HPSEARCH, "report", "--study", STUDY, "-o", str(out)], cwd=study_dir, env=env_for(),
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*HPSEARCH, "report", "--study", STUDY, "-o", str(out)],
+        cwd=study_dir,
+        env=env_for(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
 
     # the savings, recomputed from the trials

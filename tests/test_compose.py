@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 SERVICES = ("postgres", "create", "worker", "dashboard")
@@ -131,7 +130,7 @@ def test_worker_replicas_get_distinct_sampler_seeds(compose: dict[str, Any], mon
     """Replicas run plain `hpsearch worker`; each derives its seed offset from hostname and pid."""
     import socket
 
-    from search._worker import worker_index
+    from hpsearch._worker import worker_index
 
     w = service(compose, "worker")
     assert w["command"][:2] == ["worker", "--study"] and "entrypoint" not in w
@@ -156,7 +155,7 @@ def test_only_the_dashboard_is_published_and_only_on_loopback(compose: dict[str,
 
 # -- passwords -----------------------------------------------------------------------------------------
 def test_no_literal_passwords(compose: dict[str, Any]) -> None:
-    from storage._url import url_password
+    from hpsearch.storage._url import url_password
 
     for path, value in strings(compose):
         key = path.rsplit(".", 1)[-1]
@@ -166,15 +165,18 @@ def test_no_literal_passwords(compose: dict[str, Any]) -> None:
     pg = env_of(service(compose, "postgres"))
     assert pg["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?"), "the password must be required"
     text = COMPOSE.read_text()
-    assert not re.search(r"(?i)password\s*[:=]\s*['\"]?(?!\$\{)[^\s'\"$]+", text.replace("POSTGRES_PASSWORD:", "")
-                         .replace("HPSEARCH_STORAGE_PASSWORD:", "")), "a literal password in the file"
+    assert not re.search(
+        r"(?i)password\s*[:=]\s*['\"]?(?!\$\{)[^\s'\"$]+",
+        text.replace("POSTGRES_PASSWORD:", "").replace("HPSEARCH_STORAGE_PASSWORD:", ""),
+    ), "a literal password in the file"
 
 
-def test_services_get_the_url_without_password_and_the_password_apart(compose: dict[str, Any],
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_services_get_the_url_without_password_and_the_password_apart(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sqlalchemy.engine import make_url
 
-    from storage import resolve_url
+    from hpsearch.storage import resolve_url
 
     pg = env_of(service(compose, "postgres"))
     for name in HPSEARCH_SERVICES:
@@ -182,8 +184,12 @@ def test_services_get_the_url_without_password_and_the_password_apart(compose: d
         url = make_url(env["HPSEARCH_STORAGE"])
         assert url.password is None, f"{name}: HPSEARCH_STORAGE carries a password"
         assert url.drivername.startswith("postgresql")
-        assert (url.host, url.port, url.username, url.database) == ("postgres", 5432, pg["POSTGRES_USER"],
-                                                                   pg["POSTGRES_DB"]), name
+        assert (url.host, url.port, url.username, url.database) == (
+            "postgres",
+            5432,
+            pg["POSTGRES_USER"],
+            pg["POSTGRES_DB"],
+        ), name
         assert env["HPSEARCH_STORAGE_PASSWORD"] == pg["POSTGRES_PASSWORD"], name  # the same ${...} from .env
         # what hpsearch does with them (storage/_url.py)
         monkeypatch.setenv("HPSEARCH_STORAGE", env["HPSEARCH_STORAGE"])
@@ -194,8 +200,9 @@ def test_services_get_the_url_without_password_and_the_password_apart(compose: d
 def test_env_example_and_ignores() -> None:
     example = (ROOT / ".env.example").read_text()
     values = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
-    assert "POSTGRES_PASSWORD" in values and values["POSTGRES_PASSWORD"].strip() == "", \
+    assert "POSTGRES_PASSWORD" in values and values["POSTGRES_PASSWORD"].strip() == "", (
         ".env.example must not ship a password"
+    )
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", COMPOSE.read_text()))  # not $${...} (escaped)
     assert used <= set(values), f"variables missing from .env.example: {sorted(used - set(values))}"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
@@ -213,17 +220,23 @@ def test_dockerfile() -> None:
 
 
 def test_compose_config_validates(tmp_path: Path) -> None:
-    cli = (["docker", "compose"] if shutil.which("docker") and subprocess.run(
-        ["docker", "compose", "version"], capture_output=True).returncode == 0 else
-        ["docker-compose"] if shutil.which("docker-compose") else None)
+    cli = (
+        ["docker", "compose"]
+        if shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+        else ["docker-compose"]
+        if shutil.which("docker-compose")
+        else None
+    )
     if cli is None:
         pytest.skip("no Compose CLI (docker compose / docker-compose) to validate with")
     env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD",)}
     no_dotenv = tmp_path / "empty.env"  # a developer's own .env must not decide the outcome
     no_dotenv.write_text("")
     args = [*cli, "-f", str(COMPOSE), "--env-file", str(no_dotenv), "config", "-q"]
-    r = subprocess.run(args, cwd=ROOT, env={**env, "POSTGRES_PASSWORD": "x"}, capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        args, cwd=ROOT, env={**env, "POSTGRES_PASSWORD": "x"}, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "POSTGRES_PASSWORD" in r.stderr  # refuses to start without it

@@ -10,13 +10,11 @@ import subprocess
 import sys
 import time
 
-import optuna
-import pytest
-
 from conftest import ROOT
 from conftest import cli_env
 from conftest import hpsearch
-
+import optuna
+import pytest
 
 TESTS = ROOT / "tests"
 
@@ -26,14 +24,30 @@ def env_for(url: str, **extra: str) -> dict[str, str]:
 
 
 def create(url: str, name: str, cwd: Path, *flags: str, **env: str) -> None:
-    hpsearch("create", "--task", "fault_task", "--study", name, "--max-epochs", "1", "--pruner", "none",
-             *flags, cwd=cwd, env=env_for(url, **env))
+    hpsearch(
+        "create",
+        "--task",
+        "fault_task",
+        "--study",
+        name,
+        "--max-epochs",
+        "1",
+        "--pruner",
+        "none",
+        *flags,
+        cwd=cwd,
+        env=env_for(url, **env),
+    )
 
 
 def start_worker(url: str, name: str, cwd: Path, *flags: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "search", "worker", "--study", name, *flags],
-        cwd=cwd, env=env_for(url, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "hpsearch", "worker", "--study", name, *flags],
+        cwd=cwd,
+        env=env_for(url, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -77,16 +91,19 @@ def assert_clean(study: optuna.Study, cap: int) -> None:
 # 1. ------------------------------------------------------------------------------------------------
 def test_four_workers_respect_the_study_cap_exactly(storage_url: str, study_name: str, tmp_path: Path) -> None:
     create(storage_url, study_name, tmp_path, "--n-trials", "40")
-    procs = [start_worker(storage_url, study_name, tmp_path, HPSEARCH_WORKER_ID=f"w{i}", HPSEARCH_WORKER_INDEX=str(i))
-             for i in range(4)]  # started at the same instant on an empty study
+    procs = [
+        start_worker(storage_url, study_name, tmp_path, HPSEARCH_WORKER_ID=f"w{i}", HPSEARCH_WORKER_INDEX=str(i))
+        for i in range(4)
+    ]  # started at the same instant on an empty study
     outs = finish(procs)
     assert all(o.count("COMPLETE") >= 1 for o in outs), "every worker ran"
     assert_clean(load(storage_url, study_name), 40)
 
 
 # 2. ------------------------------------------------------------------------------------------------
-def test_kill_9_mid_trial_is_failed_after_grace_and_retried_once(storage_url: str, study_name: str,
-                                                                  tmp_path: Path) -> None:
+def test_kill_9_mid_trial_is_failed_after_grace_and_retried_once(
+    storage_url: str, study_name: str, tmp_path: Path
+) -> None:
     create(storage_url, study_name, tmp_path, "--n-trials", "4")
     hb = ["--heartbeat-interval", "1", "--grace-period", "3"]
     victim = start_worker(storage_url, study_name, tmp_path, *hb, HPSEARCH_TEST_FAULTS="0:slow")
@@ -112,8 +129,12 @@ def test_kill_9_mid_trial_is_failed_after_grace_and_retried_once(storage_url: st
 # 3. ------------------------------------------------------------------------------------------------
 def _restart_postgres() -> None:
     version = sorted(os.listdir("/etc/postgresql"))[0]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_postgres_restart_during_a_search_loses_nothing(pg_url: str, study_name: str, tmp_path: Path) -> None:
@@ -130,8 +151,10 @@ def test_postgres_restart_during_a_search_loses_nothing(pg_url: str, study_name:
     study = load(pg_url, study_name)
     after = {t.number: t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
     assert all(after.get(n) == v for n, v in before.items()), "a finished trial was lost"
-    assert sum(t.datetime_complete > restarted for t in study.get_trials(deepcopy=False)
-               if t.state.name == "COMPLETE") >= 5, "trials finished after the restart"
+    assert (
+        sum(t.datetime_complete > restarted for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE")
+        >= 5
+    ), "trials finished after the restart"
     # A trial in flight during the restart may have been failed and retried; none may be left RUNNING.
     s = states(study)
     assert s.get("RUNNING", 0) == 0 and s.get("COMPLETE", 0) + s.get("PRUNED", 0) == 30, s
@@ -172,7 +195,9 @@ def test_two_workers_on_embedded_sqlite_never_hit_database_is_locked(tmp_path: P
 
 
 # 6. ------------------------------------------------------------------------------------------------
-def test_sigterm_during_a_trial_exits_promptly_and_requeues_it(storage_url: str, study_name: str, tmp_path: Path) -> None:
+def test_sigterm_during_a_trial_exits_promptly_and_requeues_it(
+    storage_url: str, study_name: str, tmp_path: Path
+) -> None:
     create(storage_url, study_name, tmp_path, "--n-trials", "3")
     w = start_worker(storage_url, study_name, tmp_path, HPSEARCH_TEST_FAULTS="0:slow", HPSEARCH_TEST_SLOW_SECONDS="1")
     study = load(storage_url, study_name)
@@ -199,9 +224,12 @@ def test_launch_gives_each_slot_its_gpu_and_restarts_a_crashed_worker(tmp_path: 
     url = f"sqlite:///{tmp_path / 'l.db'}"
     create(url, study_name, tmp_path, "--n-trials", "12")
     p = subprocess.Popen(
-        [sys.executable, "-m", "search", "launch", "--study", study_name, "--gpus", "0,1", "--workers-per-gpu", "2"],
-        cwd=tmp_path, env=env_for(url, HPSEARCH_TEST_FAULTS="0:slow"), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,  # TensorFlow's C++ logs (stderr) must not split stdout lines
+        [sys.executable, "-m", "hpsearch", "launch", "--study", study_name, "--gpus", "0,1", "--workers-per-gpu", "2"],
+        cwd=tmp_path,
+        env=env_for(url, HPSEARCH_TEST_FAULTS="0:slow"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,  # TensorFlow's C++ logs (stderr) must not split stdout lines
     )
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, out + err
@@ -210,8 +238,9 @@ def test_launch_gives_each_slot_its_gpu_and_restarts_a_crashed_worker(tmp_path: 
     # each worker reports its own environment
     seen = sorted(ln.split("CUDA_VISIBLE_DEVICES=")[1].split(";")[0] for ln in out.splitlines() if "] worker pid" in ln)
     assert seen == ["0", "0", "1", "1"]
-    assert all(f"[gpu{g}-w{i}] trial" in out or f"[gpu{g}-w{i}] worker done" in out
-               for i, g in enumerate(["0", "0", "1", "1"]))
+    assert all(
+        f"[gpu{g}-w{i}] trial" in out or f"[gpu{g}-w{i}] worker done" in out for i, g in enumerate(["0", "0", "1", "1"])
+    )
     assert_clean(load(url, study_name), 12)
 
 
@@ -219,21 +248,46 @@ def test_launch_restarts_a_killed_worker_and_ctrl_c_stops_all(tmp_path: Path, st
     url = f"sqlite:///{tmp_path / 'r.db'}"
     create(url, study_name, tmp_path)  # no cap: workers run until stopped
     p = subprocess.Popen(
-        [sys.executable, "-m", "search", "launch", "--study", study_name, "--gpus", "none", "--workers-per-gpu", "2",
-         "--heartbeat-interval", "1", "--grace-period", "3"],
-        cwd=tmp_path, env=env_for(url, HPSEARCH_TEST_FAULTS="0:slow,1:slow"), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "hpsearch",
+            "launch",
+            "--study",
+            study_name,
+            "--gpus",
+            "none",
+            "--workers-per-gpu",
+            "2",
+            "--heartbeat-interval",
+            "1",
+            "--grace-period",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=env_for(url, HPSEARCH_TEST_FAULTS="0:slow,1:slow"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     study = load(url, study_name)
     wait_for(lambda: states(study).get("RUNNING", 0) == 2, 120, "both workers in their (slow) first trials")
     children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
     assert len(children) == 2
     os.kill(int(children[0]), signal.SIGKILL)
-    wait_for(lambda: len(subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()) == 2
-             and subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split() != children,
-             60, "the killed worker to be restarted")
-    wait_for(lambda: states(study).get("FAIL", 0) >= 1 and states(study).get("COMPLETE", 0) >= 3, 180,
-             "the killed worker's trial to be swept, and more trials")
+    wait_for(
+        lambda: (
+            len(subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()) == 2
+            and subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split() != children
+        ),
+        60,
+        "the killed worker to be restarted",
+    )
+    wait_for(
+        lambda: states(study).get("FAIL", 0) >= 1 and states(study).get("COMPLETE", 0) >= 3,
+        180,
+        "the killed worker's trial to be swept, and more trials",
+    )
     p.send_signal(signal.SIGINT)  # what Ctrl-C sends
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 0, out

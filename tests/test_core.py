@@ -7,20 +7,20 @@ from pathlib import Path
 import subprocess
 import sys
 
-import numpy as np
-import optuna
-import pytest
-
 from conftest import MNIST_T10K
 from conftest import cli_env
 from conftest import hpsearch
 from conftest import need
-from objectives import TaskError
-from objectives import get_task
-from objectives import validate_params
-from storage import mask_text
-from storage import mask_url
-from storage import resolve_url
+import numpy as np
+import optuna
+import pytest
+
+from hpsearch.objectives import TaskError
+from hpsearch.objectives import get_task
+from hpsearch.objectives import validate_params
+from hpsearch.storage import mask_text
+from hpsearch.storage import mask_url
+from hpsearch.storage import resolve_url
 
 
 # -- the task contract ---------------------------------------------------------------------------
@@ -48,7 +48,7 @@ def test_search_space_is_the_only_optuna_code_and_builder_takes_plain_dicts() ->
 
 
 def test_mnist_t10k_split_is_seeded_disjoint_and_documented() -> None:
-    from objectives import _mnist
+    from hpsearch.objectives import _mnist
 
     need(MNIST_T10K)
     a, desc = _mnist.load_arrays(str(MNIST_T10K), seed=0)
@@ -67,7 +67,7 @@ def test_mnist_reads_plain_idx_and_npz(tmp_path: Path) -> None:
     import gzip
     import shutil
 
-    from objectives import _mnist
+    from hpsearch.objectives import _mnist
 
     need(MNIST_T10K)
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
@@ -115,8 +115,22 @@ def test_validate_params_rejects_missing_extra_and_out_of_range() -> None:
 # -- pruning, through the real worker loop ----------------------------------------------------
 def test_pruning_really_prunes_and_every_epoch_is_reported(tmp_path: Path, study_name: str) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
-    hpsearch("run", "--task", "digits", "--study", study_name, "--n-trials", "14", "--max-epochs", "6",
-             "--seed", "1", "--storage", url, cwd=tmp_path)
+    hpsearch(
+        "run",
+        "--task",
+        "digits",
+        "--study",
+        study_name,
+        "--n-trials",
+        "14",
+        "--max-epochs",
+        "6",
+        "--seed",
+        "1",
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     study = optuna.load_study(study_name=study_name, storage=url)
     trials = study.get_trials()
     states = [t.state.name for t in trials]
@@ -143,7 +157,7 @@ class _AlwaysPrune(optuna.pruners.BasePruner):
 @pytest.mark.parametrize(("max_epochs", "state", "epochs"), [(3, "PRUNED", 1), (1, "COMPLETE", 1)])
 def test_the_last_epoch_is_never_pruned(max_epochs: int, state: str, epochs: int) -> None:
     """Pruning after the last epoch would save nothing and hide a fully trained trial."""
-    from search._objective import TrialRunner
+    from hpsearch._objective import TrialRunner
 
     task = get_task("digits")
     data = task.load_data(None, seed=0)
@@ -157,7 +171,12 @@ def test_the_last_epoch_is_never_pruned(max_epochs: int, state: str, epochs: int
 
 # -- storage URLs ----------------------------------------------------------------------------------
 def test_url_precedence_and_password_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for k in ("HPSEARCH_STORAGE", "HPSEARCH_STORAGE_FILE", "HPSEARCH_STORAGE_PASSWORD", "HPSEARCH_STORAGE_PASSWORD_FILE"):
+    for k in (
+        "HPSEARCH_STORAGE",
+        "HPSEARCH_STORAGE_FILE",
+        "HPSEARCH_STORAGE_PASSWORD",
+        "HPSEARCH_STORAGE_PASSWORD_FILE",
+    ):
         monkeypatch.delenv(k, raising=False)
     assert resolve_url(None) == "sqlite:///hpsearch.db"
     monkeypatch.setenv("HPSEARCH_STORAGE", "postgresql://u@db/x")
@@ -189,7 +208,7 @@ def test_masking() -> None:
 # -- the CLI end to end ----------------------------------------------------------------------------
 def test_help_and_tasks_do_not_import_tensorflow() -> None:
     code = (
-        "import sys; from search.cli import main; rc = main(['tasks']); "
+        "import sys; from hpsearch.cli import main; rc = main(['tasks']); "
         "assert rc == 0; assert 'tensorflow' not in sys.modules and 'optuna' not in sys.modules, 'heavy import'"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env())
@@ -199,8 +218,13 @@ def test_help_and_tasks_do_not_import_tensorflow() -> None:
 
 def test_a_reader_that_goes_away_is_not_an_error() -> None:
     """`hpsearch status | head`: the pipe closes before hpsearch writes; no traceback, exit 0."""
-    proc = subprocess.Popen([sys.executable, "-m", "search", "tasks"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "tasks"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
     proc.stdout.close()  # type: ignore[union-attr]  # before the interpreter has even started
     err = proc.stderr.read()  # type: ignore[union-attr]
     assert proc.wait(timeout=60) == 0, err
@@ -233,20 +257,42 @@ def test_run_status_export_train_end_to_end(tmp_path: Path) -> None:
     assert float((pred == data.labels("test")).mean()) == pytest.approx(metrics["test_accuracy"], abs=1e-9)
     # the stock Optuna CLI reads the study unchanged
     optuna_cli = Path(sys.executable).with_name("optuna")
-    out = subprocess.run([str(optuna_cli), "trials", "--study-name", "demo", "--storage", "sqlite:///hpsearch.db",
-                          "-f", "json"], cwd=tmp_path, capture_output=True, text=True, env=cli_env())
+    out = subprocess.run(
+        [str(optuna_cli), "trials", "--study-name", "demo", "--storage", "sqlite:///hpsearch.db", "-f", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
     assert out.returncode == 0, out.stderr
     assert sorted(t["number"] for t in json.loads(out.stdout)) == list(range(len(study.trials)))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
-def test_create_worker_export_on_each_backend(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
-                                              study_name: str) -> None:
-    url = f"sqlite:///{tmp_path / 'x.db'}" if backend == "sqlite" else request.getfixturevalue(
-        "pg_url" if backend == "postgresql" else "mysql_url")
+def test_create_worker_export_on_each_backend(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, study_name: str
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'x.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_url" if backend == "postgresql" else "mysql_url")
+    )
     env = cli_env(HPSEARCH_STORAGE=url)  # the URL from the environment, not a flag
-    hpsearch("create", "--task", "digits", "--study", study_name, "--max-epochs", "3", "--pruner", "median",
-             "--n-trials", "3", cwd=tmp_path, env=env)
+    hpsearch(
+        "create",
+        "--task",
+        "digits",
+        "--study",
+        study_name,
+        "--max-epochs",
+        "3",
+        "--pruner",
+        "median",
+        "--n-trials",
+        "3",
+        cwd=tmp_path,
+        env=env,
+    )
     w = hpsearch("worker", "--study", study_name, cwd=tmp_path, env=env)
     assert w.stdout.count("trial ") >= 3
     study = optuna.load_study(study_name=study_name, storage=url)
@@ -263,7 +309,11 @@ def test_create_worker_export_on_each_backend(backend: str, request: pytest.Fixt
 # -- bad input: one line, exit 2, nothing written ---------------------------------------------------
 def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    err = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith(("I0000", "E0000", "W0000", "WARNING: All log"))]
+    err = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln.strip() and not ln.startswith(("I0000", "E0000", "W0000", "WARNING: All log"))
+    ]
     assert len(err) == 1, proc.stderr
     for n in needles:
         assert n in err[0], err[0]
@@ -291,8 +341,20 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None
     _one_line_error(p, "no study 'other'", "hpsearch create", "studies here: s")
     p = hpsearch("create", "--task", "digits", "--study", "s", cwd=tmp_path, check=False)
     _one_line_error(p, "already exists", "--exist-ok")
-    p = hpsearch("create", "--task", "digits", "--study", "s", "--exist-ok", "--pruner", "median", "--max-epochs", "7",
-                 cwd=tmp_path, check=False)
+    p = hpsearch(
+        "create",
+        "--task",
+        "digits",
+        "--study",
+        "s",
+        "--exist-ok",
+        "--pruner",
+        "median",
+        "--max-epochs",
+        "7",
+        cwd=tmp_path,
+        check=False,
+    )
     _one_line_error(p, "different settings", "pruner: existing 'hyperband' != requested 'median'", "max_epochs")
     hpsearch("create", "--task", "digits", "--study", "s", "--exist-ok", cwd=tmp_path)
     studies = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'hpsearch.db'}")
@@ -315,8 +377,23 @@ def test_unreachable_database_masks_the_password(tmp_path: Path) -> None:
 def test_other_samplers_run(sampler: str, tmp_path: Path) -> None:
     if sampler == "gp":
         pytest.importorskip("torch", reason="--sampler gp needs PyTorch (pip install 'hpsearch[gp]')")
-    hpsearch("run", "--task", "digits", "--study", "s", "--sampler", sampler, "--pruner", "none",
-             "--n-trials", "3", "--max-epochs", "2", "--no-baseline", cwd=tmp_path)
+    hpsearch(
+        "run",
+        "--task",
+        "digits",
+        "--study",
+        "s",
+        "--sampler",
+        sampler,
+        "--pruner",
+        "none",
+        "--n-trials",
+        "3",
+        "--max-epochs",
+        "2",
+        "--no-baseline",
+        cwd=tmp_path,
+    )
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
     assert study.user_attrs["settings"]["sampler"] == sampler
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
@@ -329,6 +406,15 @@ def test_create_puts_the_embedded_sqlite_file_in_wal_mode(tmp_path: Path) -> Non
     hpsearch("create", "--task", "digits", "--study", "s", cwd=tmp_path)
     with sqlite3.connect(tmp_path / "hpsearch.db") as c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    p = hpsearch("create", "--task", "digits", "--study", "s", "--storage", f"sqlite:///{tmp_path}/no/such/dir.db",
-                 cwd=tmp_path, check=False)
+    p = hpsearch(
+        "create",
+        "--task",
+        "digits",
+        "--study",
+        "s",
+        "--storage",
+        f"sqlite:///{tmp_path}/no/such/dir.db",
+        cwd=tmp_path,
+        check=False,
+    )
     assert p.returncode == 2 and "does not exist" in p.stderr

@@ -7,21 +7,27 @@ from pathlib import Path
 import subprocess
 import sys
 
-import numpy as np
-import optuna
-import pytest
-
 from conftest import ROOT
 from conftest import SHARED
 from conftest import need
-from objectives import get_task
-from objectives import _feature_cache
+import numpy as np
+import optuna
+import pytest
 from test_tasks import copy_subset
 
+from hpsearch.objectives import _feature_cache
+from hpsearch.objectives import get_task
 
 SMALL = {"weights": "none", "image_size": 32}
-FROZEN = {"augment": False, "pooling": "avg", "dense_units": 32, "dropout": 0.0, "learning_rate": 1e-3,
-          "batch_size": 16, "fine_tune": False}
+FROZEN = {
+    "augment": False,
+    "pooling": "avg",
+    "dense_units": 32,
+    "dropout": 0.0,
+    "learning_rate": 1e-3,
+    "batch_size": 16,
+    "fine_tune": False,
+}
 
 
 @pytest.fixture
@@ -34,14 +40,16 @@ def cats(tmp_path: Path) -> Path:
 
 
 def _trial(task, data, params):  # type: ignore[no-untyped-def]
-    from search._objective import TrialRunner
+    from hpsearch._objective import TrialRunner
 
     trial = optuna.trial.FixedTrial(params)
     value = TrialRunner(task, data, max_epochs=1, seed=0)(trial)
     return value, trial.user_attrs
 
 
-def test_cache_is_used_only_when_allowed_and_reused(cats: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_used_only_when_allowed_and_reused(
+    cats: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     task = get_task("cats_vs_dogs")
     data = task.load_data(str(cats), seed=0, options=SMALL)
@@ -58,9 +66,11 @@ def test_cache_is_used_only_when_allowed_and_reused(cats: Path, tmp_path: Path, 
     assert (entries[0] / "train.npy").stat().st_mtime_ns == stamp  # reused, not recomputed
     assert _feature_cache._loaded["train"] is loaded  # and not read and converted again
     # augmentation or fine-tuning on, or the cache off: end to end
-    for params, options in (({**FROZEN, "augment": True, "flip": "horizontal", "rotation": 0.1}, SMALL),
-                            ({**FROZEN, "fine_tune": True, "fine_tune_layers": 10}, SMALL),
-                            (FROZEN, {**SMALL, "feature_cache": "off"})):
+    for params, options in (
+        ({**FROZEN, "augment": True, "flip": "horizontal", "rotation": 0.1}, SMALL),
+        ({**FROZEN, "fine_tune": True, "fine_tune_layers": 10}, SMALL),
+        (FROZEN, {**SMALL, "feature_cache": "off"}),
+    ):
         d = data if options is SMALL else task.load_data(str(cats), seed=0, options=options)
         assert "feature_cache" not in _trial(task, d, params)[1]
 
@@ -92,8 +102,12 @@ def test_two_workers_at_once_compute_the_features_once(cats: Path, tmp_path: Pat
         "f = _feature_cache.features(d, 'MobileNetV2', 32, 'none'); print('rows', f['train'].shape[0])\n"
     ).format(root=str(ROOT), tests=str(ROOT / "tests"), cats=str(cats), small=SMALL)
     env = {**os.environ, "HPSEARCH_CACHE_DIR": str(tmp_path / "shared-cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     n_train = get_task("cats_vs_dogs").load_data(str(cats), seed=0, options=SMALL).sizes["train"]
     assert all(p.returncode == 0 for p in procs), outs
@@ -102,11 +116,12 @@ def test_two_workers_at_once_compute_the_features_once(cats: Path, tmp_path: Pat
     assert len([p for p in (tmp_path / "shared-cache").iterdir() if p.is_dir()]) == 1
 
 
-def test_a_cached_trial_learns_what_the_end_to_end_trial_learns(cats: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cached_trial_learns_what_the_end_to_end_trial_learns(
+    cats: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Same seed, same head: per-epoch training and validation losses agree up to the float16
     storage of the features (and the head's several steps per graph call change nothing)."""
-    from search._objective import TrialRunner
+    from hpsearch._objective import TrialRunner
 
     monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     task = get_task("cats_vs_dogs")

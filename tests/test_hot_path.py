@@ -11,21 +11,19 @@ import weakref
 import optuna
 import pytest
 
-from search import _objective
-from search._pruners import HyperbandPruner
-from storage import open_storage
-from storage import set_user_attrs
-from storage import trial_state_counts
-from storage import trials_ahead
-
+from hpsearch import _objective
+from hpsearch._pruners import HyperbandPruner
+from hpsearch.storage import open_storage
+from hpsearch.storage import set_user_attrs
+from hpsearch.storage import trial_state_counts
+from hpsearch.storage import trials_ahead
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _mixed_study(url: str, name: str) -> optuna.Study:
     """A study with trials in every state: 3 COMPLETE, 2 PRUNED, 2 FAIL, 1 RUNNING, 2 WAITING."""
-    study = optuna.create_study(storage=open_storage(url, create_tables=True), study_name=name,
-                                direction="maximize")
+    study = optuna.create_study(storage=open_storage(url, create_tables=True), study_name=name, direction="maximize")
     states = ["COMPLETE", "FAIL", "PRUNED", "COMPLETE", "FAIL", "PRUNED", "COMPLETE", "RUNNING"]
     for s in states:
         t = study.ask()
@@ -44,11 +42,11 @@ def test_counts_match_optunas_own_trials(storage_url: str, study_name: str) -> N
     expected: dict[str, int] = {}
     for t in trials:
         expected[t.state.name] = expected.get(t.state.name, 0) + 1
-    assert trial_state_counts(study) == expected == {"COMPLETE": 3, "PRUNED": 2, "FAIL": 2, "RUNNING": 1,
-                                                     "WAITING": 2}
+    assert trial_state_counts(study) == expected == {"COMPLETE": 3, "PRUNED": 2, "FAIL": 2, "RUNNING": 1, "WAITING": 2}
     for number in range(len(trials) + 1):
-        assert trials_ahead(study, number) == sum(
-            1 for t in trials if t.number < number and t.state.name != "FAIL"), number
+        assert trials_ahead(study, number) == sum(1 for t in trials if t.number < number and t.state.name != "FAIL"), (
+            number
+        )
     # another study in the same database is not counted
     other = optuna.create_study(storage=study._storage, study_name=study_name + "_other")
     other.enqueue_trial({"x": 0.0})
@@ -56,8 +54,7 @@ def test_counts_match_optunas_own_trials(storage_url: str, study_name: str) -> N
     assert trial_state_counts(other) == {"WAITING": 1}
 
 
-def test_batched_user_attrs_are_written_read_back_and_refused_once_finished(storage_url: str,
-                                                                             study_name: str) -> None:
+def test_batched_user_attrs_are_written_read_back_and_refused_once_finished(storage_url: str, study_name: str) -> None:
     study = optuna.create_study(storage=open_storage(storage_url, create_tables=True), study_name=study_name)
     trial = study.ask()
     trial.set_user_attr("epochs_run", 1)
@@ -69,7 +66,9 @@ def test_batched_user_attrs_are_written_read_back_and_refused_once_finished(stor
     assert fresh.trials[0].user_attrs == attrs
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         set_user_attrs(trial, {"late": 1})
-    assert "late" not in optuna.load_study(study_name=study_name, storage=open_storage(storage_url)).trials[0].user_attrs
+    assert (
+        "late" not in optuna.load_study(study_name=study_name, storage=open_storage(storage_url)).trials[0].user_attrs
+    )
 
 
 def test_batched_user_attrs_on_a_fixed_trial() -> None:
@@ -149,22 +148,25 @@ def test_collection_between_trials_frees_trial_garbage_and_bounds_frozen_leaks()
 
 @pytest.mark.parametrize(("sweep_seconds", "sweeps"), [(3600.0, 1), (0.0, 4)])
 def test_stale_sweep_runs_between_trials_at_most_every_sweep_seconds(
-        sweep_seconds: float, sweeps: int, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    sweep_seconds: float, sweeps: int, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     import io
 
-    import storage
-    from search._worker import Worker
-    from search._worker import WorkerBudget
+    from hpsearch import storage
+    from hpsearch._worker import Worker
+    from hpsearch._worker import WorkerBudget
 
     calls = []
     monkeypatch.setattr(storage, "sweep_stale_trials", lambda study: calls.append(study) or [])
-    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'w.db'}", create_tables=True),
-                                direction="maximize")
+    study = optuna.create_study(
+        storage=open_storage(f"sqlite:///{tmp_path / 'w.db'}", create_tables=True), direction="maximize"
+    )
 
     def runner(trial: optuna.Trial) -> float:
         return trial.suggest_float("x", 0, 1)
 
-    ran = Worker(study, runner, cap=10, budget=WorkerBudget(n_trials=3), sweep_seconds=sweep_seconds,
-                 out=io.StringIO()).run()
+    ran = Worker(
+        study, runner, cap=10, budget=WorkerBudget(n_trials=3), sweep_seconds=sweep_seconds, out=io.StringIO()
+    ).run()
     assert ran == 3 and len(study.trials) == 3
     assert len(calls) == sweeps  # at start-up, then after a trial only once sweep_seconds have passed

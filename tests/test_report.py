@@ -25,14 +25,19 @@ import uuid
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
-HPSEARCH = [sys.executable, "-m", "search"]
+HPSEARCH = [sys.executable, "-m", "hpsearch"]
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 SECRET = "s3cret"
 
-TITLES = ("Optimization History Plot", "Learning curves (validation accuracy per epoch)",
-          "Hyperparameter Importances", "Parallel Coordinate Plot", "Slice Plot", "Timeline Plot")
+TITLES = (
+    "Optimization History Plot",
+    "Learning curves (validation accuracy per epoch)",
+    "Hyperparameter Importances",
+    "Parallel Coordinate Plot",
+    "Slice Plot",
+    "Timeline Plot",
+)
 
 # (state, per-epoch val_accuracy, seconds); max_epochs is 4
 SPECS: list[tuple[str, list[float], float]] = [
@@ -59,8 +64,12 @@ def _params(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
         "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
         "batch_size": IntDistribution(16, 128, log=True),
     }
-    params = {"n_layers": 0, "optimizer": ("adam", "sgd")[i % 2], "learning_rate": 10 ** (-1 - i % 3) * 0.9,
-              "batch_size": 16 + 8 * (i % 14)}
+    params = {
+        "n_layers": 0,
+        "optimizer": ("adam", "sgd")[i % 2],
+        "learning_rate": 10 ** (-1 - i % 3) * 0.9,
+        "batch_size": 16 + 8 * (i % 14),
+    }
     return params, dists
 
 
@@ -72,20 +81,26 @@ def fake_trial(i: int, state: str, accs: list[float], seconds: float, **attrs: A
     value = {"COMPLETE": max(accs), "PRUNED": accs[-1]}.get(state)
     user_attrs = {
         "history": {"val_accuracy": accs, "loss": [1.0 - a for a in accs]},
-        "epochs_run": len(accs), "seconds": seconds,
-        "best_epoch": accs.index(max(accs)) + 1, **attrs,
+        "epochs_run": len(accs),
+        "seconds": seconds,
+        "best_epoch": accs.index(max(accs)) + 1,
+        **attrs,
     }
     return optuna.trial.create_trial(
-        state=getattr(optuna.trial.TrialState, state), value=value, params=params, distributions=dists,
-        user_attrs=user_attrs, intermediate_values=dict(enumerate(accs)),
+        state=getattr(optuna.trial.TrialState, state),
+        value=value,
+        params=params,
+        distributions=dists,
+        user_attrs=user_attrs,
+        intermediate_values=dict(enumerate(accs)),
     )
 
 
 def make_study(url: str, name: str, specs: list[tuple[str, list[float], float]] = SPECS) -> Any:
     """A study created the way ``hpsearch create`` does it, with synthetic trials."""
-    from search._study import StudySettings
-    from search._study import create_study
-    from storage import open_storage
+    from hpsearch._study import StudySettings
+    from hpsearch._study import create_study
+    from hpsearch.storage import open_storage
 
     storage = open_storage(url, create_tables=True)
     settings = StudySettings(task="digits", max_epochs=MAX_EPOCHS, baselines=False, n_trials=len(specs))
@@ -117,7 +132,7 @@ class Result:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """``hpsearch ARGS`` in this process (fast: imports are paid once), with a clean environment."""
-    from search.cli import main
+    from hpsearch.cli import main
 
     def call(args: list[str], storage: str | None = None, **env: str) -> Result:
         for key in [k for k in os.environ if k.startswith("HPSEARCH_")]:
@@ -165,8 +180,14 @@ def dashboard(cwd: Path, env: dict[str, str], port: int) -> Iterator[tuple[subpr
     """``hpsearch dashboard`` as a subprocess; yields (process, log file); stops it afterwards."""
     log = cwd / f"dashboard-{port}.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([*HPSEARCH, "dashboard", "--port", str(port)], cwd=cwd, env=env,
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [*HPSEARCH, "dashboard", "--port", str(port)],
+            cwd=cwd,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_http(f"http://127.0.0.1:{port}/api/meta", proc)
         yield proc, log
@@ -189,13 +210,14 @@ def fetch(url: str) -> str:
 def test_pruning_savings_counts_finished_trials_only() -> None:
     import optuna
 
-    from search._report import pruning_savings
+    from hpsearch._report import pruning_savings
 
     trials = [fake_trial(i, st, accs, secs) for i, (st, accs, secs) in enumerate(SPECS)]
     running = fake_trial(99, "RUNNING", [0.5, 0.6], 2.0)
     # a trial written before `epochs_run` existed: its reported steps count
-    old = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, value=0.2,
-                                    intermediate_values={0: 0.1, 1: 0.2})
+    old = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED, value=0.2, intermediate_values={0: 0.1, 1: 0.2}
+    )
     s = pruning_savings([*trials, running, old], MAX_EPOCHS)
     finished = [(st, accs, secs) for st, accs, secs in SPECS if st in ("COMPLETE", "PRUNED")]
     assert s.trials == len(finished) + 1 == 7
@@ -210,7 +232,7 @@ def test_pruning_savings_counts_finished_trials_only() -> None:
 
 
 def test_pruning_savings_of_an_empty_study() -> None:
-    from search._report import pruning_savings
+    from hpsearch._report import pruning_savings
 
     s = pruning_savings([], 10)
     assert (s.trials, s.epochs_run, s.epochs_unpruned, s.epochs_saved, s.saved_percent) == (0, 0, 0, 0, 0.0)
@@ -346,8 +368,16 @@ def test_dashboard_never_shows_the_password(tmp_path: Path, pg_database: str) ->
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
         assert SECRET not in cmdline
         pages: dict[str, str] = {}
-        for path in ("/", "/dashboard", "/dashboard/studies/1", "/api/meta", "/api/studies", "/api/studies/1",
-                     "/api/studies/1/param_importances", "/csv/1"):
+        for path in (
+            "/",
+            "/dashboard",
+            "/dashboard/studies/1",
+            "/api/meta",
+            "/api/studies",
+            "/api/studies/1",
+            "/api/studies/1/param_importances",
+            "/csv/1",
+        ):
             pages[path] = fetch(base + path)
         assert '"study_name": "pw"' in pages["/api/studies"]
         assert len(pages["/api/studies/1"]) > 1000  # trials with their history

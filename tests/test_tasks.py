@@ -19,19 +19,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from objectives import ArrayData
-from objectives import TaskError
-from objectives import get_task
-from objectives import task_options
-from objectives import validate_params
-
+from hpsearch.objectives import ArrayData
+from hpsearch.objectives import TaskError
+from hpsearch.objectives import get_task
+from hpsearch.objectives import task_options
+from hpsearch.objectives import validate_params
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 MNIST = DATASETS / "mnist-t10k"
 CIFAR = DATASETS / "cifar10-subset"
 CATS = DATASETS / "cats-and-dogs-small"
-HPSEARCH = [sys.executable, "-m", "search"]
+HPSEARCH = [sys.executable, "-m", "hpsearch"]
 
 ALL_TASKS = ("mnist_mlp", "mnist_cnn", "cifar10_cnn", "cats_vs_dogs", "celeba_gender", "image_folder", "digits")
 SMALL = {"weights": "none", "image_size": 32}
@@ -47,7 +46,7 @@ def run_trial(task: Any, data: Any, params: dict[str, Any], epochs: int = 1) -> 
     """One trial exactly as a worker runs it (search._objective.TrialRunner), on fixed params."""
     import optuna
 
-    from search._objective import TrialRunner
+    from hpsearch._objective import TrialRunner
 
     trial = optuna.trial.FixedTrial(params)
     value = TrialRunner(task, data, max_epochs=epochs, seed=0)(trial)
@@ -61,7 +60,9 @@ def array_slice(data: ArrayData, n: int) -> ArrayData:
     return ArrayData(
         **{f"x_{s}": data.images(s, idx[s]) for s in idx},
         **{f"y_{s}": data.labels(s)[idx[s]] for s in idx},
-        class_names=data.spec.class_names, description=data.description, options=data.spec.options,
+        class_names=data.spec.class_names,
+        description=data.description,
+        options=data.spec.options,
     )
 
 
@@ -71,35 +72,94 @@ def test_hpsearch_tasks_lists_every_task_without_tensorflow() -> None:
     assert out.returncode == 0, out.stderr
     listed = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
     assert set(ALL_TASKS) <= set(listed)
-    probe = "import sys, objectives; objectives.list_tasks(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    probe = (
+        "import sys, objectives; objectives.list_tasks(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.split() == ["False", "False"]
 
 
 EXPECTED_BASELINES: dict[str, list[dict[str, Any]]] = {
     "mnist_cnn": [
-        {"n_blocks": 2, "filters_0": 32, "filters_1": 64, "kernel_size": 3, "dropout": 0.5, "dense_units": 0,
-         "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128},
+        {
+            "n_blocks": 2,
+            "filters_0": 32,
+            "filters_1": 64,
+            "kernel_size": 3,
+            "dropout": 0.5,
+            "dense_units": 0,
+            "optimizer": "adam",
+            "learning_rate": 1e-3,
+            "batch_size": 128,
+        },
     ],
     "cifar10_cnn": [
-        {"n_blocks": 4, "base_filters": 32, "filters_cap": 128, "batch_norm": True, "padding": "same",
-         "pool_last": True, "dropout": 0.2, "n_dense": 2, "dense_units": 128, "optimizer": "adam",
-         "learning_rate": 1e-3, "batch_size": 32, "augment": False},
-        {"n_blocks": 3, "base_filters": 32, "filters_cap": 64, "batch_norm": False, "padding": "valid",
-         "pool_last": False, "dropout": 0.0, "n_dense": 1, "dense_units": 64, "optimizer": "adam",
-         "learning_rate": 1e-3, "batch_size": 32, "augment": False},
+        {
+            "n_blocks": 4,
+            "base_filters": 32,
+            "filters_cap": 128,
+            "batch_norm": True,
+            "padding": "same",
+            "pool_last": True,
+            "dropout": 0.2,
+            "n_dense": 2,
+            "dense_units": 128,
+            "optimizer": "adam",
+            "learning_rate": 1e-3,
+            "batch_size": 32,
+            "augment": False,
+        },
+        {
+            "n_blocks": 3,
+            "base_filters": 32,
+            "filters_cap": 64,
+            "batch_norm": False,
+            "padding": "valid",
+            "pool_last": False,
+            "dropout": 0.0,
+            "n_dense": 1,
+            "dense_units": 64,
+            "optimizer": "adam",
+            "learning_rate": 1e-3,
+            "batch_size": 32,
+            "augment": False,
+        },
     ],
     "cats_vs_dogs": [
-        {"augment": True, "flip": "horizontal", "rotation": 0.2, "pooling": "flatten", "dense_units": 64,
-         "dropout": 0.0, "learning_rate": 1e-3, "batch_size": 32, "fine_tune": False},
+        {
+            "augment": True,
+            "flip": "horizontal",
+            "rotation": 0.2,
+            "pooling": "flatten",
+            "dense_units": 64,
+            "dropout": 0.0,
+            "learning_rate": 1e-3,
+            "batch_size": 32,
+            "fine_tune": False,
+        },
     ],
     "celeba_gender": [
-        {"learning_rate": 1e-4, "batch_size": 64, "optimizer": "adam", "pooling": "flatten", "dense_units": 0,
-         "dropout": 0.0},
+        {
+            "learning_rate": 1e-4,
+            "batch_size": 64,
+            "optimizer": "adam",
+            "pooling": "flatten",
+            "dense_units": 0,
+            "dropout": 0.0,
+        },
     ],
     "image_folder": [
-        {"augment": True, "flip": "horizontal", "rotation": 0.1, "pooling": "avg", "dense_units": 0,
-         "dropout": 0.2, "learning_rate": 1e-3, "batch_size": 32, "fine_tune": False},
+        {
+            "augment": True,
+            "flip": "horizontal",
+            "rotation": 0.1,
+            "pooling": "avg",
+            "dense_units": 0,
+            "dropout": 0.2,
+            "learning_rate": 1e-3,
+            "batch_size": 32,
+            "fine_tune": False,
+        },
     ],
 }
 
@@ -117,7 +177,7 @@ def test_baselines_lie_in_the_search_space(name: str) -> None:
 
 def test_model_shapes_of_the_notebooks() -> None:
     """The baselines build the notebooks' exact layer stacks (filters, padding, flatten sizes)."""
-    from objectives._base import DataSpec
+    from hpsearch.objectives._base import DataSpec
 
     mnist, cifar = get_task("mnist_cnn"), get_task("cifar10_cnn")
     m = mnist.build_model(mnist.baselines[0], DataSpec((28, 28, 1), 10, tuple("0123456789")))
@@ -139,7 +199,7 @@ def test_sampled_conv_params_always_build(name: str) -> None:
     """Random points of the space (3 blocks of 5x5 on MNIST, 4 valid blocks on CIFAR) build a model."""
     import optuna
 
-    from objectives._base import DataSpec
+    from hpsearch.objectives._base import DataSpec
 
     task = get_task(name)
     shape = (28, 28, 1) if name == "mnist_cnn" else (32, 32, 3)
@@ -156,8 +216,11 @@ def test_sampled_conv_params_always_build(name: str) -> None:
 def test_task_options_are_parsed_and_checked() -> None:
     cats, folder, celeba = get_task("cats_vs_dogs"), get_task("image_folder"), get_task("celeba_gender")
     assert task_options(cats, {}) == {"weights": "imagenet", "image_size": 160, "feature_cache": "on"}
-    assert task_options(cats, {"weights": "none", "image_size": "64"}) == {"weights": "none", "image_size": 64,
-                                                                         "feature_cache": "on"}
+    assert task_options(cats, {"weights": "none", "image_size": "64"}) == {
+        "weights": "none",
+        "image_size": 64,
+        "feature_cache": "on",
+    }
     assert task_options(celeba, {})["image_size"] == 224 and task_options(celeba, {})["max_images"] == 30_000
     assert task_options(folder, {"backbone": "VGG16"})["backbone"] == "VGG16"
     with pytest.raises(TaskError, match="image_size"):
@@ -172,7 +235,7 @@ def test_task_options_are_parsed_and_checked() -> None:
 def test_imagenet_weights_offline_names_both_ways_out(monkeypatch: pytest.MonkeyPatch) -> None:
     from keras.src.utils import file_utils
 
-    from objectives import _backbones
+    from hpsearch.objectives import _backbones
 
     def offline(fname: str, origin: str, *args: Any, **kwargs: Any) -> str:
         # what keras.utils.get_file raises without network
@@ -186,7 +249,7 @@ def test_imagenet_weights_offline_names_both_ways_out(monkeypatch: pytest.Monkey
 
 
 def test_weights_file_and_missing_file(tmp_path: Path) -> None:
-    from objectives import _backbones
+    from hpsearch.objectives import _backbones
 
     base = _backbones.build_backbone("MobileNetV2", 32, "none")
     path = tmp_path / "mobilenet_v2_notop.weights.h5"
@@ -306,12 +369,17 @@ def test_image_folder_flat_layout_and_backbones(tmp_path: Path) -> None:
     assert data.sizes == {"train": 32, "val": 4, "test": 4}  # seeded 80/10/10
     assert data.spec.options["backbone"] == "EfficientNetB0"
     run_trial(task, data, task.baselines[0])
-    from objectives._base import DataSpec
+    from hpsearch.objectives._base import DataSpec
 
     for backbone in ("ResNet50", "VGG16"):  # MobileNetV2: test_cats_vs_dogs_contract
         spec = DataSpec((32, 32, 3), 3, ("a", "b", "c"), {**SMALL, "backbone": backbone})
-        params = {**task.baselines[0], "pooling": "flatten", "dense_units": 32, "fine_tune": True,
-                  "fine_tune_layers": 10}
+        params = {
+            **task.baselines[0],
+            "pooling": "flatten",
+            "dense_units": 32,
+            "fine_tune": True,
+            "fine_tune_layers": 10,
+        }
         model = task.build_model(params, spec)
         assert model.output_shape == (None, 3)
         assert any(layer.name.startswith(backbone.lower()[:5]) for layer in model.layers)
@@ -327,8 +395,9 @@ CELEBA_ATTRIBUTES = (
 ).split()
 
 
-def make_celeba(root: Path, n: int = 40, *, csv: bool = False, partition: bool = True, nested: bool = False,
-                seed: int = 0) -> tuple[Path, np.ndarray]:
+def make_celeba(
+    root: Path, n: int = 40, *, csv: bool = False, partition: bool = True, nested: bool = False, seed: int = 0
+) -> tuple[Path, np.ndarray]:
     """A small CelebA folder: real JPEGs (44x36, men darker) and the official (or Kaggle CSV) lists."""
     from PIL import Image
 
@@ -349,7 +418,8 @@ def make_celeba(root: Path, n: int = 40, *, csv: bool = False, partition: bool =
         (root / "list_attr_celeba.csv").write_text("\n".join(rows) + "\n")
         if partition:
             (root / "list_eval_partition.csv").write_text(
-                "image_id,partition\n" + "".join(f"{f},{p}\n" for f, p in zip(names, parts)))
+                "image_id,partition\n" + "".join(f"{f},{p}\n" for f, p in zip(names, parts))
+            )
     else:
         rows = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "]
         rows += [f"{f} " + " ".join(f"{v:2d}" for v in a) for f, a in zip(names, attrs)]
@@ -393,7 +463,9 @@ def test_celeba_missing_attribute_file(tmp_path: Path) -> None:
     (root / "list_attr_celeba.txt").unlink()
     with pytest.raises(TaskError, match=r"no list_attr_celeba\.txt or list_attr_celeba\.csv .*put CelebA"):
         task.load_data(str(root), options=SMALL)
-    (root / "list_attr_celeba.txt").write_text("12\nSmiling Young\n" + "".join(f"{i:06d}.jpg 1 -1\n" for i in range(1, 13)))
+    (root / "list_attr_celeba.txt").write_text(
+        "12\nSmiling Young\n" + "".join(f"{i:06d}.jpg 1 -1\n" for i in range(1, 13))
+    )
     with pytest.raises(TaskError, match="no attribute 'Male'"):
         task.load_data(str(root), options=SMALL)
     shutil.rmtree(root / "img_align_celeba")
@@ -403,11 +475,26 @@ def test_celeba_missing_attribute_file(tmp_path: Path) -> None:
 
 # -- plug-ins ---------------------------------------------------------------------------------
 def test_plugin_task_runs_through_the_cli(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     env.pop("HPSEARCH_STORAGE", None)
-    cmd = HPSEARCH + ["run", "--task", "plugin_task", "--study", "plug", "--n-trials", "2", "--max-epochs", "2",
-                      "--storage", f"sqlite:///{tmp_path / 'p.db'}"]
+    cmd = HPSEARCH + [
+        "run",
+        "--task",
+        "plugin_task",
+        "--study",
+        "plug",
+        "--n-trials",
+        "2",
+        "--max-epochs",
+        "2",
+        "--storage",
+        f"sqlite:///{tmp_path / 'p.db'}",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "trial 0 COMPLETE" in out.stdout and "baseline=0" in out.stdout and "trial 1 COMPLETE" in out.stdout
@@ -422,10 +509,25 @@ def test_plugin_task_runs_through_the_cli(tmp_path: Path) -> None:
 # -- slow: the real input sizes ---------------------------------------------------------------
 @pytest.mark.slow
 def test_cats_vs_dogs_at_160_through_the_cli(tmp_path: Path) -> None:
-    cmd = HPSEARCH + ["run", "--task", "cats_vs_dogs", "--data-dir", str(need(CATS)), "--weights", "none",
-                      "--n-trials", "1", "--max-epochs", "1", "--study", "cats", "--storage",
-                      f"sqlite:///{tmp_path / 'c.db'}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    cmd = HPSEARCH + [
+        "run",
+        "--task",
+        "cats_vs_dogs",
+        "--data-dir",
+        str(need(CATS)),
+        "--weights",
+        "none",
+        "--n-trials",
+        "1",
+        "--max-epochs",
+        "1",
+        "--study",
+        "cats",
+        "--storage",
+        f"sqlite:///{tmp_path / 'c.db'}",
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "trial 0 COMPLETE" in out.stdout and "baseline=0" in out.stdout

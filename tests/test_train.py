@@ -12,18 +12,30 @@ from typing import Any
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_TEST_SIZE = 270
-OUTPUTS = ("model.keras", "metrics.json", "params.json", "learning_curves.png", "confusion_matrix.png",
-           "misclassified.png")
+OUTPUTS = (
+    "model.keras",
+    "metrics.json",
+    "params.json",
+    "learning_curves.png",
+    "confusion_matrix.png",
+    "misclassified.png",
+)
 
 GOOD: dict[str, Any] = {
     "format": "hpsearch-params",
     "version": 1,
     "task": "digits",
-    "params": {"n_layers": 1, "units_0": 64, "activation": "relu", "dropout": 0.1, "optimizer": "adam",
-               "learning_rate": 0.01, "batch_size": 32},
+    "params": {
+        "n_layers": 1,
+        "units_0": 64,
+        "activation": "relu",
+        "dropout": 0.1,
+        "optimizer": "adam",
+        "learning_rate": 0.01,
+        "batch_size": 32,
+    },
     "task_options": {},
     "best_epoch": 3,
     "max_epochs": 5,
@@ -45,8 +57,14 @@ def test_train_writes_its_outputs(tmp_path: Path) -> None:
     params = tmp_path / "best.json"
     params.write_text(json.dumps(GOOD))
     out = tmp_path / "final"
-    r = subprocess.run([sys.executable, "-m", "search", "train", "--params", str(params), "--out", str(out)],
-                       cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "hpsearch", "train", "--params", str(params), "--out", str(out)],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"on {DIGITS_TEST_SIZE} images after 3 epoch(s)" in r.stdout  # --epochs best = best_epoch
     for name in OUTPUTS:
@@ -58,8 +76,7 @@ def test_train_writes_its_outputs(tmp_path: Path) -> None:
     assert sum(map(sum, cm)) == m["test_size"] == DIGITS_TEST_SIZE
     assert sum(cm[i][i] for i in range(10)) / DIGITS_TEST_SIZE == pytest.approx(m["test_accuracy"])
     assert m["test_accuracy"] > 0.8 and m["epochs"] == 3 and m["train_on"] == "train"
-    assert {k: len(v) for k, v in m["history"].items()} == {"accuracy": 3, "loss": 3, "val_accuracy": 3,
-                                                            "val_loss": 3}
+    assert {k: len(v) for k, v in m["history"].items()} == {"accuracy": 3, "loss": 3, "val_accuracy": 3, "val_loss": 3}
     for name, acc in m["per_class_accuracy"].items():
         i = m["class_names"].index(name)
         assert acc == pytest.approx(cm[i][i] / sum(cm[i]))
@@ -73,12 +90,11 @@ def test_train_writes_its_outputs(tmp_path: Path) -> None:
 
     # the saved model reloads and gives the reported test accuracy
     check = (
-        "import json, sys, keras; from objectives.digits import load_data; "
+        "import json, sys, keras; from hpsearch.objectives.digits import load_data; "
         "m = keras.models.load_model(sys.argv[1] + '/model.keras'); d = load_data(seed=0); "
         "p = m.predict(d.inputs('test', 64).x, verbose=0).argmax(-1); print((p == d.labels('test')).mean())"
     )
-    r = subprocess.run([sys.executable, "-c", check, str(out)], env=_env(), capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run([sys.executable, "-c", check, str(out)], env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert float(r.stdout.strip().splitlines()[-1]) == pytest.approx(m["test_accuracy"])
 
@@ -90,8 +106,11 @@ def test_train_writes_its_outputs(tmp_path: Path) -> None:
         ("task not a string", {"task": 5}, "missing or invalid 'task'"),
         ("no params", {"params": None}, "missing or invalid 'params'"),
         ("params not a mapping", {"params": [1, 2]}, "missing or invalid 'params'"),
-        ("missing param", {"params": {k: v for k, v in GOOD["params"].items() if k != "learning_rate"}},
-         "learning_rate"),
+        (
+            "missing param",
+            {"params": {k: v for k, v in GOOD["params"].items() if k != "learning_rate"}},
+            "learning_rate",
+        ),
         ("param of the wrong type", {"params": {**GOOD["params"], "batch_size": "32"}}, "batch_size='32'"),
         ("float for an int", {"params": {**GOOD["params"], "n_layers": 1.0}}, "n_layers=1.0"),
         ("bool for an int", {"params": {**GOOD["params"], "batch_size": True}}, "batch_size=True"),
@@ -109,9 +128,10 @@ def test_train_writes_its_outputs(tmp_path: Path) -> None:
         ("unknown task option", {"task_options": {"weights": "none"}}, "has no option weights"),
     ],
 )
-def test_train_rejects_a_bad_params_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str,
-                                         change: dict[str, Any], message: str) -> None:
-    from search.cli import main
+def test_train_rejects_a_bad_params_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, change: dict[str, Any], message: str
+) -> None:
+    from hpsearch.cli import main
 
     doc = copy.deepcopy(GOOD)
     doc.update(change)
@@ -128,15 +148,19 @@ def test_train_rejects_a_bad_params_file(tmp_path: Path, capsys: pytest.CaptureF
     assert not out.exists()  # nothing written
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("bad.json", "{", "is not valid JSON"),
-    ("bad.yaml", "format: [", "is not valid YAML"),
-    ("list.json", "[1, 2]", "not an hpsearch params file"),
-    ("missing.json", None, "not found"),
-])
-def test_train_rejects_an_unreadable_params_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str,
-                                                 text: str | None, message: str) -> None:
-    from search.cli import main
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.json", "{", "is not valid JSON"),
+        ("bad.yaml", "format: [", "is not valid YAML"),
+        ("list.json", "[1, 2]", "not an hpsearch params file"),
+        ("missing.json", None, "not found"),
+    ],
+)
+def test_train_rejects_an_unreadable_params_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str | None, message: str
+) -> None:
+    from hpsearch.cli import main
 
     path = tmp_path / name
     if text is not None:
@@ -150,7 +174,7 @@ def test_train_reads_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     """A YAML params file is read like JSON (checked up to the data loading: no training here)."""
     import yaml
 
-    from search._export import load_params_file
+    from hpsearch._export import load_params_file
 
     path = tmp_path / "best.yaml"
     path.write_text(yaml.safe_dump(GOOD))

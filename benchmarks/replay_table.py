@@ -1,0 +1,158 @@
+"""Record real learning curves once, for the replay benchmark (``replay_bench.py``).
+
+A table is a fixed list of configurations of a task's own search space: the task's baselines first,
+then configurations drawn by Optuna's ``RandomSampler`` (seed ``--space-seed``) through the task's
+real ``search_space``. Each one is trained once for ``--max-epochs`` epochs through hpsearch's own
+trial path (``TrialRunner`` on a ``FixedTrial``: the same build, inputs, ``fit``, clear_session and
+garbage collection as a search trial) on the shared data, and one JSON line is appended per
+configuration: the params, per-epoch validation accuracy and loss, per-epoch seconds (the first
+includes tracing), build seconds and the trial's wall time.
+
+Resumable: configurations already in the file are skipped, so a table grows across sessions::
+
+    python benchmarks/replay_table.py --task mnist_mlp --n-configs 600 --lanes 1
+
+``--lanes N`` runs N processes, each pinned to its own CPU (``os.sched_setaffinity``) and taking
+every N-th configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _machine  # noqa: E402
+
+DATA_DIRS = {
+    "mnist_mlp": _machine.DATASETS / "mnist-t10k",
+    "mnist_cnn": _machine.DATASETS / "mnist-t10k",
+    "cifar10_cnn": _machine.DATASETS / "cifar10-subset",
+}
+
+
+def table_path(task: str) -> Path:
+    return _machine.RESULTS / "replay" / f"{task}.jsonl"
+
+
+def configurations(task: Any, n: int, space_seed: int) -> list[dict[str, Any]]:
+    """The baselines, then ``n`` random configurations of the task's own search space (deduplicated)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out: list[dict[str, Any]] = [dict(p) for p in task.baselines]
+    seen = {json.dumps(p, sort_keys=True) for p in out}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=space_seed))
+    while len(out) < n + len(task.baselines):
+        trial = study.ask()
+        task.search_space(trial)
+        params = dict(trial.params)
+        study.tell(trial, 0.0)
+        key = json.dumps(params, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(params)
+    return out
+
+
+def done_indices(path: Path) -> set[int]:
+    if not path.exists():
+        return set()
+    out = set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            out.add(int(json.loads(line)["index"]))
+    return out
+
+
+def train_one(task: Any, data: Any, index: int, params: dict[str, Any], max_epochs: int) -> dict[str, Any]:
+    import optuna
+
+    from hpsearch._objective import TrialRunner
+
+    runner = TrialRunner(task, data, max_epochs=max_epochs, seed=0)
+    trial = optuna.trial.FixedTrial(params, number=index)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    error = None
+    try:
+        runner(trial)
+    except Exception as e:  # a diverged or failed configuration is a row too (replayed as such)
+        error = f"{type(e).__name__}: {e}"
+    wall = time.perf_counter() - t0
+    attrs = trial.user_attrs
+    hist = attrs.get("history", {})
+    epoch_s = hist.get("seconds", [])
+    return {
+        "index": index,
+        "params": params,
+        "val_accuracy": hist.get("val_accuracy", []),
+        "val_loss": hist.get("val_loss", []),
+        "loss": hist.get("loss", []),
+        "epoch_seconds": epoch_s,
+        # Everything but the epochs: clear_session + gc, build, compile, inputs, the history write.
+        "overhead_seconds": round(max(0.0, wall - sum(epoch_s)), 3),
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(time.process_time() - cpu0, 3),
+        "error": error or attrs.get("fail_reason"),
+    }
+
+
+def lane(task_name: str, n: int, space_seed: int, max_epochs: int, lanes: int, lane_index: int, cpu: int | None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from hpsearch.objectives import get_task
+
+    task = get_task(task_name)
+    configs = configurations(task, n, space_seed)
+    path = table_path(task_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = done_indices(path)
+    todo = [i for i in range(len(configs)) if i % lanes == lane_index and i not in done]
+    data = task.load_data(str(DATA_DIRS[task_name]), seed=0, options={})
+    machine = _machine.cpu_model()
+    t_start = time.time()
+    for k, i in enumerate(todo):
+        row = train_one(task, data, i, configs[i], max_epochs)
+        row.update(task=task_name, max_epochs=max_epochs, space_seed=space_seed, cpu_model=machine,
+                   lanes=lanes, date=time.strftime("%Y-%m-%d"))
+        with path.open("a") as f:  # one short write per line: lanes append without interleaving
+            f.write(json.dumps(row) + "\n")
+        best = max(row["val_accuracy"], default=float("nan"))
+        rate = (time.time() - t_start) / (k + 1)
+        print(f"[lane {lane_index}] config {i} ({k + 1}/{len(todo)}) best {best:.4f} "
+              f"{row['wall_seconds']:.1f} s; ~{rate * (len(todo) - k - 1) / 60:.0f} min left", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", default="mnist_mlp", choices=sorted(DATA_DIRS))
+    ap.add_argument("--n-configs", type=int, default=600, help="random configurations besides the baselines")
+    ap.add_argument("--space-seed", type=int, default=2026)
+    ap.add_argument("--max-epochs", type=int, default=10)
+    ap.add_argument("--lanes", type=int, default=1)
+    ap.add_argument("--lane-index", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.lane_index is not None:
+        lane(a.task, a.n_configs, a.space_seed, a.max_epochs, a.lanes, a.lane_index, a.cpu)
+        return
+    ncpu = os.cpu_count() or 1
+    procs = [
+        subprocess.Popen([sys.executable, __file__, "--task", a.task, "--n-configs", str(a.n_configs),
+                          "--space-seed", str(a.space_seed), "--max-epochs", str(a.max_epochs),
+                          "--lanes", str(a.lanes), "--lane-index", str(i), "--cpu", str((ncpu - 1 - i) % ncpu)])
+        for i in range(a.lanes)
+    ]
+    sys.exit(max(p.wait() for p in procs))
+
+
+if __name__ == "__main__":
+    main()
