@@ -104,7 +104,9 @@ def train_one(task: Any, data: Any, index: int, params: dict[str, Any], max_epoc
     }
 
 
-def lane(task_name: str, n: int, space_seed: int, max_epochs: int, lanes: int, lane_index: int, cpu: int | None) -> None:
+def lane(
+    task_name: str, n: int, space_seed: int, max_epochs: int, lanes: int, lane_index: int, cpu: int | None
+) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -121,14 +123,23 @@ def lane(task_name: str, n: int, space_seed: int, max_epochs: int, lanes: int, l
     t_start = time.time()
     for k, i in enumerate(todo):
         row = train_one(task, data, i, configs[i], max_epochs)
-        row.update(task=task_name, max_epochs=max_epochs, space_seed=space_seed, cpu_model=machine,
-                   lanes=lanes, date=time.strftime("%Y-%m-%d"))
+        row.update(
+            task=task_name,
+            max_epochs=max_epochs,
+            space_seed=space_seed,
+            cpu_model=machine,
+            lanes=lanes,
+            date=time.strftime("%Y-%m-%d"),
+        )
         with path.open("a") as f:  # one short write per line: lanes append without interleaving
             f.write(json.dumps(row) + "\n")
         best = max(row["val_accuracy"], default=float("nan"))
         rate = (time.time() - t_start) / (k + 1)
-        print(f"[lane {lane_index}] config {i} ({k + 1}/{len(todo)}) best {best:.4f} "
-              f"{row['wall_seconds']:.1f} s; ~{rate * (len(todo) - k - 1) / 60:.0f} min left", flush=True)
+        print(
+            f"[lane {lane_index}] config {i} ({k + 1}/{len(todo)}) best {best:.4f} "
+            f"{row['wall_seconds']:.1f} s; ~{rate * (len(todo) - k - 1) / 60:.0f} min left",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -146,9 +157,26 @@ def main() -> None:
         return
     ncpu = os.cpu_count() or 1
     procs = [
-        subprocess.Popen([sys.executable, __file__, "--task", a.task, "--n-configs", str(a.n_configs),
-                          "--space-seed", str(a.space_seed), "--max-epochs", str(a.max_epochs),
-                          "--lanes", str(a.lanes), "--lane-index", str(i), "--cpu", str((ncpu - 1 - i) % ncpu)])
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--task",
+                a.task,
+                "--n-configs",
+                str(a.n_configs),
+                "--space-seed",
+                str(a.space_seed),
+                "--max-epochs",
+                str(a.max_epochs),
+                "--lanes",
+                str(a.lanes),
+                "--lane-index",
+                str(i),
+                "--cpu",
+                str((ncpu - 1 - i) % ncpu),
+            ]
+        )
         for i in range(a.lanes)
     ]
     sys.exit(max(p.wait() for p in procs))
