@@ -37,7 +37,8 @@ class StudySettings:
     max_epochs: int = 10
     seed: int | None = 0
     n_trials: int | None = None  # study-wide cap on finished (COMPLETE + PRUNED) trials
-    baselines: bool = True
+    baselines: bool = True  # enqueue the baselines first and sample start-up trials around them
+    user_baselines: list[dict[str, Any]] = field(default_factory=list)  # `create --baseline FILE`
     task_options: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None  # default for workers; `worker --data-dir` overrides
     data_seed: int = 0  # seed of the train/val/test split
@@ -78,7 +79,52 @@ def validate_settings(s: StudySettings) -> Any:
             validate_params(task, params)
         except Exception as e:  # a task's own baselines must lie in its space
             raise UsageError(f"task {s.task!r} baseline {i} is not in its search space: {e}") from None
+    for i, params in enumerate(s.user_baselines):
+        try:
+            validate_params(task, params)
+        except Exception as e:
+            raise UsageError(
+                f"--baseline configuration {i + 1} does not fit task {s.task!r}: {e}; fix the file "
+                f"(`hpsearch export` writes a valid one)"
+            ) from None
     return task
+
+
+def read_baseline_file(path: str) -> list[dict[str, Any]]:
+    """Starting configurations from a file: an ``hpsearch export`` params file, a plain params
+    mapping, or a list of either; JSON or YAML. Any problem is a ``UsageError`` naming the file."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--baseline file {path} not found; write one with `hpsearch export --study NAME -o {path}`")
+    try:
+        text = p.read_text(encoding="utf-8")
+        doc = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"--baseline file {path} is not JSON or YAML ({first}); give a params file") from None
+    items = doc if isinstance(doc, list) else [doc]
+    out = []
+    for item in items:
+        params = item.get("params") if isinstance(item, dict) and item.get("format") == "hpsearch-params" else item
+        if not isinstance(params, dict) or not params or not all(isinstance(k, str) for k in params):
+            raise UsageError(
+                f"--baseline file {path}: expected a params mapping (name: value), a list of them, or an "
+                "`hpsearch export` file"
+            )
+        out.append(dict(params))
+    return out
+
+
+def all_baselines(s: StudySettings) -> list[dict[str, Any]]:
+    """The task's own baselines, then the user's (``--baseline FILE``); none with ``--no-baseline``."""
+    if not s.baselines:
+        return []
+    return [*(getattr(get_task(s.task), "baselines", []) or []), *s.user_baselines]
 
 
 def make_sampler(s: StudySettings, worker_index: int = 0) -> Any:
@@ -90,8 +136,15 @@ def make_sampler(s: StudySettings, worker_index: int = 0) -> Any:
     if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+        sampler = optuna.samplers.GPSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    centres = all_baselines(s)
+    if centres:
+        from ._prior import BaselinePriorSampler
+
+        return BaselinePriorSampler(sampler, centres, seed=seed)
+    return sampler
 
 
 def make_pruner(s: StudySettings) -> Any:
@@ -207,9 +260,8 @@ def create_study(
     try:
         study.set_user_attr("task", s.task)
         study.set_user_attr("description", getattr(task, "description", ""))
-        if s.baselines:
-            for i, params in enumerate(getattr(task, "baselines", []) or []):
-                study.enqueue_trial(params, user_attrs={"baseline": i}, skip_if_exists=True)
+        for i, params in enumerate(all_baselines(s)):
+            study.enqueue_trial(params, user_attrs={"baseline": i}, skip_if_exists=True)
         _set_note(study, task, s)
         # Settings last: a study without them is not usable by workers (they say so).
         study.set_user_attr(SETTINGS_KEY, s.to_attr())

@@ -137,7 +137,16 @@ class Command:
             "--no-baseline",
             action="store_true",
             default=None,
-            help="do not enqueue the seed notebooks' configurations as the first trials",
+            help="do not enqueue the seed notebooks' configurations (nor --baseline ones) as the first trials, "
+            "nor sample start-up trials around them",
+        )
+        p.add_argument(
+            "--baseline",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="your own starting configuration(s): a params file as `export` writes, a JSON/YAML params "
+            "mapping or a list of them; enqueued after the task's baselines and used as a prior (repeatable)",
         )
         p.add_argument(
             "--weights", metavar="W", help="backbone weights for backbone tasks: imagenet, none, or a weights file"
@@ -161,6 +170,12 @@ def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
             given[key] = getattr(args, key)
     if getattr(args, "no_baseline", None):
         given["baselines"] = False
+    if getattr(args, "baseline", None):
+        from ._study import read_baseline_file
+
+        if getattr(args, "no_baseline", None):
+            raise UsageError("--baseline and --no-baseline contradict each other; give one of them")
+        given["user_baselines"] = [params for path in args.baseline for params in read_baseline_file(path)]
     options = dict(getattr(args, "option", []) or [])
     if getattr(args, "weights", None) is not None:
         options["weights"] = args.weights

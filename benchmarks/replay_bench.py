@@ -1,0 +1,572 @@
+#!/usr/bin/env python
+"""Search strategies replayed on recorded learning curves: hundreds of seeds in minutes.
+
+    python benchmarks/replay_bench.py --task mnist_mlp --seeds 100 --budget 300 --workers 1,4,16
+
+The table (``benchmarks/results/replay/<task>.jsonl``, built by ``replay_table.py``) holds real
+learning curves: configurations of the task's own search space, each trained once on the shared
+data through hpsearch's trial path, with per-epoch validation accuracy and per-epoch seconds.
+
+Every strategy runs through the real Optuna machinery (its samplers, pruners, ``study.ask`` /
+``trial.report`` / ``trial.should_prune`` / ``study.tell`` on an in-memory storage) and the task's
+real ``search_space``; only training is replaced:
+
+- **Lookup.** The suggested params map to the nearest configuration of the table (each numeric
+  parameter scaled to [0, 1] on its own scale, log where the space is log; each categorical one-hot;
+  an inactive conditional parameter is its own value). The curve replayed is that configuration's.
+  This is the tabular benchmark's usual nearest-neighbour surrogate: coarse where the table is
+  sparse, exact on recorded points, and the same landscape for every strategy.
+- **Clock.** A simulated clock advances by the recorded seconds: the trial's overhead (clear_session,
+  build, compile, inputs) when it starts, then each epoch's own seconds (the first includes tracing).
+  hpsearch's strategies pay its storage cost on top (0.2 s per trial and 0.013 s per epoch:
+  BENCHMARKS.md, service overhead on PostgreSQL), plain Optuna on its in-memory storage none.
+- **Workers.** ``W`` workers run as a discrete-event simulation in time order: a worker asks for its
+  next trial the moment its last one ends, so a sampler sees exactly the reports made before then
+  (constant liar sees the others' running trials as Optuna would).
+- **Score.** As in ``search_bench.py``: the best validation accuracy of any epoch seen so far.
+
+Results: ``benchmarks/results/replay/<task>_budget<B>.json`` (every run's best-at-budget and
+trajectory summary); ``make_report.py`` renders the tables in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+import heapq
+import json
+import math
+import multiprocessing as mp
+import os
+from pathlib import Path
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _machine  # noqa: E402
+
+_machine.ensure_root_on_path()
+
+# hpsearch's own service cost per trial and per epoch, from BENCHMARKS.md (PostgreSQL, 2026-12-01).
+HPSEARCH_TRIAL_S = 0.2
+HPSEARCH_EPOCH_S = 0.013
+
+
+# -- the table ------------------------------------------------------------------------------------
+class Table:
+    """Recorded curves with a nearest-neighbour lookup over the task's search space."""
+
+    def __init__(self, task: Any, rows: list[dict[str, Any]], max_epochs: int) -> None:
+        import optuna
+
+        self.task = task
+        self.max_epochs = max_epochs
+        self.rows = [r for r in rows if r.get("max_epochs", max_epochs) == max_epochs]
+        # Every distribution the space can produce (conditional ones included), from the rows' params.
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        dists: dict[str, Any] = {}
+        for r in self.rows:
+            t = optuna.trial.FixedTrial(r["params"])
+            task.search_space(t)
+            dists.update(t.distributions)
+        del study
+        self.dists = dict(sorted(dists.items()))
+        self.matrix = np.stack([self.encode(r["params"]) for r in self.rows])
+        self.val = [[(v if v is not None and math.isfinite(v) else 0.0) for v in r["val_accuracy"]] for r in self.rows]
+        self.epoch_s = [list(r["epoch_seconds"]) for r in self.rows]
+        self.overhead_s = [float(r["overhead_seconds"]) for r in self.rows]
+
+    def encode(self, params: dict[str, Any]) -> np.ndarray:
+        import optuna
+
+        out: list[float] = []
+        for name, d in self.dists.items():
+            v = params.get(name)
+            if isinstance(d, optuna.distributions.CategoricalDistribution):
+                out += [(1.0 if v == c else 0.0) / math.sqrt(2) for c in d.choices]
+                continue
+            if v is None:
+                out.append(-0.5)  # inactive: far from every active value
+                continue
+            lo, hi = float(d.low), float(d.high)
+            if d.log:
+                x = (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
+            else:
+                x = (float(v) - lo) / (hi - lo) if hi > lo else 0.0
+            out.append(x)
+        return np.asarray(out, dtype="float64")
+
+    def lookup(self, params: dict[str, Any]) -> int:
+        d = ((self.matrix - self.encode(params)) ** 2).sum(axis=1)
+        return int(np.argmin(d))
+
+    def best(self) -> float:
+        return max(max(v, default=0.0) for v in self.val)
+
+
+def load_table(task_name: str, max_epochs: int = 10, path: Path | None = None) -> Table:
+    from hpsearch.objectives import get_task
+
+    path = path or _machine.RESULTS / "replay" / f"{task_name}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return Table(get_task(task_name), rows, max_epochs)
+
+
+# -- strategies -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Method:
+    """A strategy: sampler and pruner factories, whether the task's baselines are enqueued or used as
+    a prior, and whether it pays hpsearch's service cost."""
+
+    name: str
+    sampler: Callable[[int, int], Any]  # (seed, worker_index) -> sampler
+    pruner: Callable[[int], Any]  # max_epochs -> pruner
+    baselines: bool = False
+    prior: bool = False
+    hpsearch: bool = False
+    prune_last_epoch: bool = True  # Optuna's KerasPruningCallback asks after every epoch
+    kind: str = "optuna"
+
+
+def _tpe(**kw: Any) -> Callable[[int, int], Any]:
+    import optuna
+
+    return lambda seed, w: optuna.samplers.TPESampler(seed=seed * 1009 + w, **kw)
+
+
+def _random(seed: int, w: int) -> Any:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed * 1009 + w)
+
+
+def _nop(max_epochs: int) -> Any:
+    import optuna
+
+    return optuna.pruners.NopPruner()
+
+
+def _optuna_hyperband(max_epochs: int) -> Any:
+    import optuna
+
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+
+
+def _hpsearch_settings(**settings: Any) -> tuple[Callable[[int, int], Any], Callable[[int], Any]]:
+    """The sampler and pruner that ``hpsearch create`` makes for these settings (its own code)."""
+    from hpsearch._study import StudySettings
+    from hpsearch._study import make_pruner
+    from hpsearch._study import make_sampler
+
+    def sampler(seed: int, w: int) -> Any:
+        # baselines=False: the replay adds the prior itself (Method.prior), over the table's task
+        return make_sampler(StudySettings(task="replay", seed=seed, baselines=False, **settings), w)
+
+    def pruner(max_epochs: int) -> Any:
+        return make_pruner(StudySettings(task="replay", max_epochs=max_epochs, baselines=False, **settings))
+
+    return sampler, pruner
+
+
+def methods() -> dict[str, Method]:
+    import optuna
+
+    hs, hp = _hpsearch_settings()
+    out = {
+        "hpsearch": Method("hpsearch", hs, hp, baselines=True, prior=True, hpsearch=True, prune_last_epoch=False),
+        "hpsearch-nobaseline": Method("hpsearch-nobaseline", hs, hp, hpsearch=True, prune_last_epoch=False),
+        "tpe": Method("tpe", _tpe(), _nop),
+        "tpe-hyperband": Method("tpe-hyperband", _tpe(), _optuna_hyperband),
+        "random": Method("random", _random, _nop),
+        "kt-hyperband": Method("kt-hyperband", _random, _nop, kind="kt"),
+    }
+
+    # Candidates for the default, all without baselines (the search on its own).
+    def asha(rf: int = 3, min_r: int = 1) -> Callable[[int], Any]:
+        return lambda m: optuna.pruners.SuccessiveHalvingPruner(min_resource=min_r, reduction_factor=rf)
+
+    def median(startup: int = 5, warmup: int = 1) -> Callable[[int], Any]:
+        return lambda m: optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+
+    def hb(rf: int = 3, min_r: int = 1) -> Callable[[int], Any]:
+        return lambda m: optuna.pruners.HyperbandPruner(min_resource=min_r, max_resource=m, reduction_factor=rf)
+
+    mv = {"multivariate": True, "group": True, "constant_liar": True}
+    cands = {
+        "mv+hyperband": (_tpe(multivariate=True, constant_liar=True), hb()),
+        "mvg+hyperband": (_tpe(**mv), hb()),
+        "mvg+hyperband-rf2": (_tpe(**mv), hb(2)),
+        "mvg+asha": (_tpe(**mv), asha()),
+        "mvg+asha-rf2": (_tpe(**mv), asha(2)),
+        "mvg+asha-min2": (_tpe(**mv), asha(3, 2)),
+        "mvg+median": (_tpe(**mv), median()),
+        "mvg+median-w2": (_tpe(**mv), median(5, 2)),
+        "mvg+nop": (_tpe(**mv), _nop),
+        "tpe+asha": (_tpe(), asha()),
+        "tpe+median": (_tpe(), median()),
+        "mvg5+asha": (_tpe(n_startup_trials=5, **mv), asha()),
+        "mvg5+median": (_tpe(n_startup_trials=5, **mv), median()),
+    }
+    for name, (s, p) in cands.items():
+        out[f"c:{name}"] = Method(f"c:{name}", s, p, hpsearch=True, prune_last_epoch=False)
+    return out
+
+
+# -- the simulation -------------------------------------------------------------------------------
+def simulate(method: Method, table: Table, *, seed: int, budget: float, workers: int = 1) -> dict[str, Any]:
+    """One run: returns the incumbent trajectory [(t, best)], best-at-budget and trial counts."""
+    if method.kind == "kt":
+        return _simulate_kt(table, seed=seed, budget=budget)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    max_epochs = table.max_epochs
+    storage = optuna.storages.InMemoryStorage()
+    # One study object per worker over one storage, each with its own sampler (as hpsearch workers).
+    name = "replay"
+    studies = []
+    for w in range(workers):
+        sampler = method.sampler(seed, w)
+        if method.prior:
+            from hpsearch._prior import BaselinePriorSampler
+
+            sampler = BaselinePriorSampler(sampler, table.task.baselines, seed=seed * 1009 + w)
+        if w == 0:
+            s = optuna.create_study(
+                storage=storage,
+                study_name=name,
+                direction="maximize",
+                sampler=sampler,
+                pruner=method.pruner(max_epochs),
+            )
+            if method.baselines:
+                for i, params in enumerate(table.task.baselines):
+                    s.enqueue_trial(params, user_attrs={"baseline": i})
+        else:
+            s = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=method.pruner(max_epochs))
+        studies.append(s)
+    trial_cost = HPSEARCH_TRIAL_S if method.hpsearch else 0.0
+    epoch_cost = HPSEARCH_EPOCH_S if method.hpsearch else 0.0
+    events: list[tuple[float, int, int]] = []  # (time, seq, worker)
+    running: dict[int, tuple[Any, int, int]] = {}  # worker -> (trial, row, next epoch index)
+    seq = 0
+    best = -math.inf
+    traj: list[tuple[float, float]] = []
+    counts = {"complete": 0, "pruned": 0, "failed": 0, "epochs": 0}
+
+    def start(w: int, t: float) -> None:
+        nonlocal seq
+        if t >= budget:
+            return
+        trial = studies[w].ask()
+        table.task.search_space(trial)
+        row = table.lookup(trial.params)
+        if not table.val[row]:  # the configuration failed before its first epoch
+            studies[w].tell(trial, state=optuna.trial.TrialState.FAIL)
+            counts["failed"] += 1
+            start(w, t + table.overhead_s[row] + trial_cost)
+            return
+        running[w] = (trial, row, 0)
+        seq += 1
+        heapq.heappush(events, (t + table.overhead_s[row] + trial_cost + table.epoch_s[row][0] + epoch_cost, seq, w))
+
+    for w in range(workers):
+        start(w, 0.0)
+    while events:
+        t, _, w = heapq.heappop(events)
+        if t > budget:
+            break
+        trial, row, k = running[w]
+        acc = table.val[row][k]
+        counts["epochs"] += 1
+        if acc > best:
+            best = acc
+            traj.append((round(t, 3), acc))
+        trial.report(acc, step=k)
+        last = k + 1 >= min(max_epochs, len(table.val[row]))
+        if last and len(table.val[row]) < max_epochs:  # diverged: hpsearch prunes such a trial
+            studies[w].tell(trial, state=optuna.trial.TrialState.PRUNED)
+            counts["pruned"] += 1
+        elif last and not method.prune_last_epoch:
+            studies[w].tell(trial, max(table.val[row][: k + 1]))
+            counts["complete"] += 1
+        elif trial.should_prune():
+            studies[w].tell(trial, state=optuna.trial.TrialState.PRUNED)
+            counts["pruned"] += 1
+            last = True
+        elif last:
+            studies[w].tell(trial, max(table.val[row][: k + 1]))
+            counts["complete"] += 1
+        if last:
+            del running[w]
+            start(w, t)
+        else:
+            running[w] = (trial, row, k + 1)
+            seq += 1
+            heapq.heappush(events, (t + table.epoch_s[row][k + 1] + epoch_cost, seq, w))
+    return {"best": None if best == -math.inf else best, "trajectory": traj, **counts}
+
+
+def _simulate_kt(table: Table, *, seed: int, budget: float) -> dict[str, Any]:
+    """Keras Tuner's Hyperband oracle (its own brackets and sampling), one worker, trials resumed
+    from their checkpoint epoch as KT does (``tuner/initial_epoch``)."""
+    import contextlib
+    import io
+    import tempfile
+
+    import keras_tuner as kt
+    from search_bench import KT_SPACES
+
+    space_fn = KT_SPACES[table.task.name]
+    hps = kt.HyperParameters()
+    space_fn(hps)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # KT prints per trial
+        oracle = kt.oracles.HyperbandOracle(
+            objective=kt.Objective("val_accuracy", "max"),
+            max_epochs=table.max_epochs,
+            factor=3,
+            hyperband_iterations=1000,
+            seed=seed,
+            hyperparameters=hps,
+        )
+        oracle._set_project_dir(tmp, "replay")
+        t, best = 0.0, -math.inf
+        traj: list[tuple[float, float]] = []
+        counts = {"complete": 0, "pruned": 0, "failed": 0, "epochs": 0}
+        while t < budget:
+            trial = oracle.create_trial("tuner0")
+            if trial.status != "RUNNING":
+                break
+            values = trial.hyperparameters.values
+            params = space_fn(_Fixed(values))
+            row = table.lookup(params)
+            first = int(values.get("tuner/initial_epoch", 0))
+            last = min(int(values.get("tuner/epochs", table.max_epochs)), len(table.val[row]))
+            t += table.overhead_s[row]
+            metric = 0.0
+            for k in range(first, last):
+                t += table.epoch_s[row][k]
+                if t > budget:
+                    break
+                counts["epochs"] += 1
+                metric = table.val[row][k]
+                if metric > best:
+                    best = metric
+                    traj.append((round(t, 3), metric))
+                oracle.update_trial(trial.trial_id, {"val_accuracy": metric}, step=k)
+            oracle.end_trial(trial)
+            counts["complete"] += 1
+    return {"best": None if best == -math.inf else best, "trajectory": traj, **counts}
+
+
+class _Fixed:
+    """Reads a KT trial's values back through the same ``kt_params_*`` function."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def Int(self, name: str, *a: Any, **k: Any) -> Any:  # noqa: N802 (Keras Tuner's names)
+        return self.values.get(name)
+
+    Float = Choice = Boolean = Int  # noqa: N815
+
+    def conditional_scope(self, *a: Any, **k: Any) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+# -- statistics -----------------------------------------------------------------------------------
+def time_to(traj: list[tuple[float, float]], target: float) -> float:
+    for t, v in traj:
+        if v >= target - 1e-12:
+            return t
+    return math.inf
+
+
+def bootstrap_ci(
+    x: np.ndarray, stat: Callable[[np.ndarray], float] = np.median, n: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n, len(x)))
+    vals = np.array([stat(x[i]) for i in idx])
+    return float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))
+
+
+def summarize(
+    runs: dict[str, list[dict[str, Any]]], *, budget: float, baseline_value: float | None, focus: str
+) -> dict[str, Any]:
+    """Per method: best-at-budget and time-to-target with 95 % bootstrap CIs; Mann-Whitney tests of
+    ``focus`` against the best peer."""
+    from scipy.stats import mannwhitneyu
+
+    finals = {m: np.array([r["best"] or 0.0 for r in rs]) for m, rs in runs.items()}
+    out: dict[str, Any] = {"methods": {}}
+    for m, x in finals.items():
+        out["methods"][m] = {
+            "seeds": len(x),
+            "best_median": float(np.median(x)),
+            "best_ci": bootstrap_ci(x),
+            "best_mean": float(x.mean()),
+            "trials": float(np.median([r["complete"] + r["pruned"] for r in runs[m]])),
+            "epochs": float(np.median([r["epochs"] for r in runs[m]])),
+        }
+    peers = [m for m in finals if m != focus and not m.startswith(("c:", "hpsearch"))]
+    if focus not in finals or not peers:
+        return out
+    best_peer = max(peers, key=lambda m: (np.median(finals[m]), finals[m].mean()))
+    target = float(np.median(finals[best_peer]))
+    big = 10 * budget  # never reached: ranked after every finite time
+
+    def ttt(m: str) -> np.ndarray:
+        return np.array([min(time_to(r["trajectory"], target), big) for r in runs[m]])
+
+    for m in finals:
+        t = ttt(m)
+        out["methods"][m]["ttt_median"] = float(np.median(t)) if np.median(t) < big else None
+        out["methods"][m]["ttt_ci"] = [v if v < big else None for v in bootstrap_ci(t)]
+        out["methods"][m]["reached"] = float((t < big).mean())
+    th, tp = ttt(focus), ttt(best_peer)
+    goal1 = mannwhitneyu(th, 0.5 * tp, alternative="less")
+    tests = {}
+    for p in peers:
+        tests[p] = float(mannwhitneyu(finals[focus], finals[p], alternative="greater").pvalue)
+    out.update(
+        focus=focus,
+        best_peer=best_peer,
+        target=target,
+        time_ratio=(float(np.median(th)) / float(np.median(tp))) if np.median(tp) < big else None,
+        goal1_p=float(goal1.pvalue),
+        goal1_met=bool(goal1.pvalue < 0.05 and np.median(th) <= 0.5 * np.median(tp)),
+        goal2_p=tests,
+        goal2_met=bool(
+            all(v < 0.05 for v in tests.values())
+            and all(np.median(finals[focus]) >= np.median(finals[p]) for p in peers)
+        ),
+    )
+    if baseline_value is not None:
+        out["beats_baseline_fraction"] = float((finals[focus] > baseline_value).mean())
+        out["baseline_value"] = baseline_value
+    return out
+
+
+# -- driver ---------------------------------------------------------------------------------------
+_TABLE: Table | None = None
+
+
+def _init(task: str, max_epochs: int, cpu: int | None) -> None:
+    global _TABLE
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+    _TABLE = load_table(task, max_epochs)
+
+
+def _one(job: tuple[str, int, float, int]) -> tuple[str, int, int, dict[str, Any]]:
+    name, seed, budget, workers = job
+    assert _TABLE is not None
+    r = simulate(methods()[name], _TABLE, seed=seed, budget=budget, workers=workers)
+    return name, seed, workers, r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", default="mnist_mlp")
+    ap.add_argument("--seeds", type=int, default=100)
+    ap.add_argument("--budget", type=float, default=300.0, help="simulated seconds per run")
+    ap.add_argument("--max-epochs", type=int, default=10)
+    ap.add_argument("--methods", default="hpsearch,hpsearch-nobaseline,tpe,tpe-hyperband,random,kt-hyperband")
+    ap.add_argument("--workers", default="1", help="comma-separated worker counts, e.g. 1,4,16")
+    ap.add_argument("--lanes", type=int, default=1, help="processes, each pinned to its own CPU")
+    ap.add_argument("--out", help="default benchmarks/results/replay/<task>_budget<B>.json")
+    a = ap.parse_args()
+    names = [m for m in a.methods.split(",") if m]
+    unknown = sorted(set(names) - set(methods()))
+    if unknown:
+        ap.error(f"unknown methods {unknown}; known: {sorted(methods())}")
+    table = load_table(a.task, a.max_epochs)
+    jobs = [
+        (m, s, a.budget, int(w))
+        for w in a.workers.split(",")
+        for s in range(a.seeds)
+        for m in names
+        if not (methods()[m].kind == "kt" and int(w) > 1)
+    ]
+    t0 = time.time()
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    ncpu = os.cpu_count() or 1
+    if a.lanes > 1:
+        ctx = mp.get_context("fork")
+        pools = ctx.Pool(a.lanes, initializer=_init, initargs=(a.task, a.max_epochs, None))
+        it = pools.imap_unordered(_one, jobs, chunksize=4)
+    else:
+        _init(a.task, a.max_epochs, None)
+        it = map(_one, jobs)
+    for k, (name, seed, workers, r) in enumerate(it):
+        results.setdefault(str(workers), {}).setdefault(name, []).append({"seed": seed, **r})
+        if (k + 1) % 50 == 0 or k + 1 == len(jobs):
+            el = time.time() - t0
+            print(f"{k + 1}/{len(jobs)} runs, {el:.0f} s, ~{el / (k + 1) * (len(jobs) - k - 1):.0f} s left", flush=True)
+    del ncpu
+    baseline_row = table.lookup(table.task.baselines[0]) if table.task.baselines else None
+    baseline_value = max(table.val[baseline_row]) if baseline_row is not None else None
+    summary = {}
+    for w, runs in results.items():
+        for m in runs:
+            runs[m].sort(key=lambda r: r["seed"])
+        summary[w] = {
+            "without_baselines": summarize(
+                {m: rs for m, rs in runs.items() if m != "hpsearch"},
+                budget=a.budget,
+                baseline_value=None,
+                focus="hpsearch-nobaseline",
+            ),
+            "with_baselines": summarize(
+                {m: rs for m, rs in runs.items() if m != "hpsearch-nobaseline"},
+                budget=a.budget,
+                baseline_value=baseline_value,
+                focus="hpsearch",
+            ),
+        }
+    out = Path(a.out) if a.out else _machine.RESULTS / "replay" / f"{a.task}_budget{int(a.budget)}.json"
+    doc = {
+        "kind": "replay",
+        "task": a.task,
+        "budget": a.budget,
+        "seeds": a.seeds,
+        "max_epochs": a.max_epochs,
+        "table": {
+            "configs": len(table.rows),
+            "best": table.best(),
+            "recorded_on": sorted({r.get("cpu_model", "?") for r in table.rows}),
+        },
+        "machine": _machine.machine(),
+        "seconds": round(time.time() - t0, 1),
+        "summary": summary,
+        "runs": results,
+    }
+    out.write_text(json.dumps(doc) + "\n")
+    print(f"wrote {out} in {time.time() - t0:.0f} s")
+    for w, s in summary.items():
+        for kind, d in s.items():
+            print(
+                f"\n== workers {w}, {kind}: focus {d.get('focus')} vs best peer {d.get('best_peer')} "
+                f"(target {d.get('target')})"
+            )
+            for m, x in d["methods"].items():
+                print(
+                    f"  {m:<22} best {x['best_median']:.4f} [{x['best_ci'][0]:.4f}, {x['best_ci'][1]:.4f}] "
+                    f"ttt {x.get('ttt_median')} reached {x.get('reached', 0):.2f} trials {x['trials']:.0f}"
+                )
+            print(
+                f"  time ratio {d.get('time_ratio')} p={d.get('goal1_p')} met={d.get('goal1_met')}; "
+                f"best-at-budget p={d.get('goal2_p')} met={d.get('goal2_met')}; "
+                f"beats baseline {d.get('beats_baseline_fraction')}"
+            )
+
+
+if __name__ == "__main__":
+    main()

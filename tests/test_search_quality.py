@@ -1,0 +1,196 @@
+"""The baselines as a prior, `create --baseline FILE`, and the replay benchmark's driver (fast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import sys
+
+from conftest import hpsearch
+import optuna
+import pytest
+
+from hpsearch._prior import BaselinePriorSampler
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+BASELINE = {"x": 2.0, "lr": 1e-3, "opt": "adam"}
+
+
+def _space(trial: optuna.Trial) -> None:
+    trial.suggest_float("x", -10, 10)
+    trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    trial.suggest_categorical("opt", ["adam", "sgd", "rmsprop", "adadelta"])
+
+
+def test_prior_samples_start_up_trials_around_the_baseline_and_decays() -> None:
+    sampler = BaselinePriorSampler(optuna.samplers.RandomSampler(seed=1), [BASELINE], seed=1, weight=1.0, scale=0.05)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: (_space(t), 0.0)[1], n_trials=200)
+    early = study.trials[:10]
+    late = study.trials[150:]
+    near = lambda ts: sum(abs(t.params["x"] - 2.0) < 3.0 for t in ts) / len(ts)  # noqa: E731
+    # Uniform on [-10, 10] lands within 3 of the baseline 30 % of the time.
+    # The prior's share of the first ten trials is about 3/4, and its steps (std 1) stay within 3.
+    assert near(early) >= 0.6
+    assert near(late) < 0.5
+    assert sampler.prior_probability(0) == 1.0 and sampler.prior_probability(90) == pytest.approx(0.1)
+    assert all(1e-5 <= t.params["lr"] <= 1e-1 for t in study.trials)
+
+
+def test_prior_leaves_enqueued_trials_alone_and_centres_on_the_best_baseline() -> None:
+    good, bad = {"x": 5.0, "lr": 1e-2, "opt": "sgd"}, {"x": -9.0, "lr": 1e-4, "opt": "adam"}
+    sampler = BaselinePriorSampler(
+        optuna.samplers.RandomSampler(seed=0), [bad, good], seed=0, weight=1.0, horizon=1e9, scale=0.05
+    )
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    for i, p in enumerate([bad, good]):
+        study.enqueue_trial(p, user_attrs={"baseline": i})
+    study.optimize(lambda t: (_space(t), -abs(t.params["x"] - 5.0))[1], n_trials=30)
+    assert study.trials[0].params == bad and study.trials[1].params == good
+    later = study.trials[2:]
+    assert sum(abs(t.params["x"] - 5.0) < 3.0 for t in later) >= 0.8 * len(later)
+    assert sum(t.params["opt"] == "sgd" for t in later) >= 0.5 * len(later)
+
+
+def _digits_file(tmp_path: Path, **override: object) -> Path:
+    params = {
+        "n_layers": 1,
+        "units_0": 32,
+        "activation": "tanh",
+        "dropout": 0.0,
+        "optimizer": "adam",
+        "learning_rate": 0.005,
+        "batch_size": 64,
+        **override,
+    }
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"format": "hpsearch-params", "version": 1, "task": "digits", "params": params}))
+    return path
+
+
+def test_create_with_a_baseline_file_enqueues_it_after_the_tasks_own(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    mine = _digits_file(tmp_path)
+    hpsearch("create", "--task", "digits", "--study", "b", "--storage", url, "--baseline", str(mine), cwd=tmp_path)
+    study = optuna.load_study(study_name="b", storage=url)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["baseline"] for t in waiting] == [0, 1]
+    assert waiting[1].system_attrs["fixed_params"] == json.loads(mine.read_text())["params"]
+    assert study.user_attrs["settings"]["user_baselines"] == [json.loads(mine.read_text())["params"]]
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [({"units_0": 100000}, "units_0"), ({"optimizer": "lbfgs"}, "lbfgs"), ({"bogus": 1}, "bogus")],
+)
+def test_a_baseline_outside_the_space_is_refused_and_nothing_is_written(
+    tmp_path: Path, override: dict[str, object], needle: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    bad = _digits_file(tmp_path, **override)
+    r = hpsearch(
+        "create",
+        "--task",
+        "digits",
+        "--study",
+        "b",
+        "--storage",
+        url,
+        "--baseline",
+        str(bad),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--baseline" in lines[0] and needle in lines[0]
+    assert not (tmp_path / "h.db").exists() or not optuna.get_all_study_names(url)
+
+
+def test_a_baseline_file_that_is_not_params_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_bytes(b"\x80\x81 not json")
+    r = hpsearch(
+        "create",
+        "--task",
+        "digits",
+        "--study",
+        "b",
+        "--storage",
+        f"sqlite:///{tmp_path / 'h.db'}",
+        "--baseline",
+        str(junk),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "junk.json" in r.stderr
+
+
+# -- the replay driver, on a small synthetic table of the digits space -------------------------------
+def _table(n: int = 60, task_name: str = "digits") -> object:
+    import replay_bench
+
+    from hpsearch.objectives import get_task
+
+    task = get_task(task_name)
+    sampler = optuna.samplers.RandomSampler(seed=3)
+    study = optuna.create_study(sampler=sampler)
+    rows = []
+    for i in range(n):
+        trial = study.ask()
+        task.search_space(trial)
+        p = trial.params
+        study.tell(trial, 0.0)
+        # A learnable landscape: accuracy rises with log learning rate up to 1e-2, curves saturate.
+        quality = 1.0 - abs(__import__("math").log10(p["learning_rate"]) + 2.0) / 3.0
+        curve = [round(0.1 + 0.85 * quality * (1 - 0.6**k), 4) for k in range(1, 6)]
+        rows.append(
+            {
+                "index": i,
+                "params": p,
+                "val_accuracy": curve,
+                "epoch_seconds": [1.5, 1, 1, 1, 1],
+                "overhead_seconds": 0.5,
+                "max_epochs": 5,
+            }
+        )
+    return replay_bench.Table(task, rows, max_epochs=5)
+
+
+@pytest.mark.parametrize("name", ["tpe", "hpsearch", "tpe-hyperband", "c:mvg+asha", "kt-hyperband"])
+def test_replay_runs_a_strategy_within_its_budget_deterministically(name: str) -> None:
+    import replay_bench
+
+    table = _table(task_name="mnist_mlp" if name.startswith("kt") else "digits")  # KT's space: search_bench
+    method = replay_bench.methods()[name]
+    a = replay_bench.simulate(method, table, seed=7, budget=60.0)
+    b = replay_bench.simulate(method, table, seed=7, budget=60.0)
+    assert a == b
+    assert a["trajectory"] and all(t <= 60.0 for t, _ in a["trajectory"])
+    values = [v for _, v in a["trajectory"]]
+    assert values == sorted(values) and a["best"] == values[-1] <= table.best()
+    # The clock is the table's: a full trial costs 0.5 + 5.5 s, so at most 10 full trials fit in 60 s.
+    assert a["epochs"] <= 60.0 / 1.0
+
+
+def test_replay_pruning_buys_more_trials_and_workers_share_one_study() -> None:
+    import replay_bench
+
+    table = _table()
+    m = replay_bench.methods()
+    plain = replay_bench.simulate(m["tpe"], table, seed=1, budget=120.0)
+    pruned = replay_bench.simulate(m["tpe-hyperband"], table, seed=1, budget=120.0)
+    assert pruned["pruned"] > 0 and pruned["complete"] + pruned["pruned"] > plain["complete"]
+    four = replay_bench.simulate(m["hpsearch-nobaseline"], table, seed=1, budget=60.0, workers=4)
+    one = replay_bench.simulate(m["hpsearch-nobaseline"], table, seed=1, budget=60.0, workers=1)
+    assert four["epochs"] > 3 * one["epochs"]
+
+
+def test_replay_lookup_returns_the_recorded_configuration_itself() -> None:
+    table = _table()
+    for i in (0, 17, 42):
+        assert table.lookup(table.rows[i]["params"]) == i
