@@ -377,6 +377,58 @@ def feature_cache_section(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def replay_section(r: dict[str, Any]) -> str:
+    """The replay benchmark's tables (``replay_bench.py``): one per worker count and baseline setting."""
+    tb = r["table"]
+    lines = [
+        f"### {r['task']}: {r['seeds']} seeds per method, budget {r['budget']:.0f} simulated seconds, "
+        f"max {r['max_epochs']} epochs",
+        "",
+        f"Table: {tb['configs']} recorded configurations (best epoch of any: {tb['best']:.4f}), recorded on "
+        f"{', '.join(tb['recorded_on'])}; replay run {r['machine']['date'][:10]} in {r['seconds']:.0f} s.",
+        "",
+    ]
+    for w, kinds in sorted(r["summary"].items(), key=lambda kv: int(kv[0])):
+        for kind, s in kinds.items():
+            if "focus" not in s:
+                continue
+            lines += [
+                f"**{w} worker(s), {kind.replace('_', ' ')}** — focus `{s['focus']}`, best peer `{s['best_peer']}`, "
+                f"target = the best peer's median best-at-budget, {s['target']:.4f}.",
+                "",
+                "| method | best at budget, median [95 % CI] | mean | time to target, median [95 % CI] | reached "
+                "| trials | p (focus > method) |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            order = sorted(s["methods"].items(), key=lambda kv: -kv[1]["best_median"])
+            for m, x in order:
+                ci = x.get("ttt_ci") or [None, None]
+                ttt = "never" if x.get("ttt_median") is None else f"{x['ttt_median']:.0f} s"
+                cis = "-".join("∞" if v is None else f"{v:.0f}" for v in ci)
+                pv = s["goal2_p"].get(m)
+                lines.append(
+                    f"| {'**' + m + '**' if m == s['focus'] else m} | {x['best_median']:.4f} "
+                    f"[{x['best_ci'][0]:.4f}, {x['best_ci'][1]:.4f}] | {x['best_mean']:.4f} | {ttt} [{cis}] | "
+                    f"{x.get('reached', 0):.0%} | {x['trials']:.0f} | {'-' if pv is None else f'{pv:.2g}'} |"
+                )
+            ratio = s.get("time_ratio")
+            lines += [
+                "",
+                f"- Goal 1 (time to the target ≤ 0.5 x the best peer's, Mann-Whitney one-sided on focus vs 0.5 x peer): "
+                f"ratio of medians {'undefined' if ratio is None else f'{ratio:.2f}'}, p = {s['goal1_p']:.2g}: "
+                f"**{'met' if s['goal1_met'] else 'not met'}**.",
+                f"- Goal 2 (median best-at-budget ≥ every peer's, each one-sided Mann-Whitney p < 0.05): "
+                f"**{'met' if s['goal2_met'] else 'not met'}**.",
+            ]
+            if "beats_baseline_fraction" in s:
+                lines.append(
+                    f"- Beats the baseline's own accuracy ({s['baseline_value']:.4f}) within the budget in "
+                    f"{s['beats_baseline_fraction']:.0%} of seeds (goal ≥ 90 %)."
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
 def machine_block(m: dict[str, Any]) -> str:
     v = m.get("versions", {})
     return (
@@ -443,6 +495,20 @@ def build(results: Path) -> str:
             "seconds are noisy and comparisons hold only within a table.",
             "",
         ]
+    replays = [json.loads(p.read_text()) for p in sorted((results / "replay").glob("*_budget*.json"))]
+    if replays:
+        out += [
+            "## Search strategies replayed on recorded learning curves",
+            "",
+            "Produced by `benchmarks/replay_bench.py` (its docstring has the protocol: real Optuna samplers and "
+            "pruners, the task's real search space, training replaced by the nearest recorded configuration's "
+            "curve and seconds; table built by `benchmarks/replay_table.py`). Regenerate with "
+            "`.venv/bin/python benchmarks/replay_bench.py --task mnist_mlp --seeds 100 --budget 300 --lanes 2` "
+            "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
+            "",
+        ]
+        for rp in replays:
+            out += [replay_section(rp), ""]
     verdicts = []
     if groups:
         out += [

@@ -17,7 +17,9 @@ real ``search_space``; only training is replaced:
   This is the tabular benchmark's usual nearest-neighbour surrogate: coarse where the table is
   sparse, exact on recorded points, and the same landscape for every strategy.
 - **Clock.** A simulated clock advances by the recorded seconds: the trial's overhead (clear_session,
-  build, compile, inputs) when it starts, then each epoch's own seconds (the first includes tracing).
+  build, compile, inputs) when it starts, then each epoch's own seconds (the first includes tracing),
+  each scaled by the row's CPU share (CPU seconds / wall seconds of a lane pinned to one core), so
+  that time other processes took from the lane on a loaded machine is not charged to the trial.
   hpsearch's strategies pay its storage cost on top (0.2 s per trial and 0.013 s per epoch:
   BENCHMARKS.md, service overhead on PostgreSQL), plain Optuna on its in-memory storage none.
 - **Workers.** ``W`` workers run as a discrete-event simulation in time order: a worker asks for its
@@ -65,7 +67,8 @@ class Table:
 
         self.task = task
         self.max_epochs = max_epochs
-        self.rows = [r for r in rows if r.get("max_epochs", max_epochs) == max_epochs]
+        by_index = {r.get("index", i): r for i, r in enumerate(rows) if r.get("max_epochs", max_epochs) == max_epochs}
+        self.rows = [by_index[i] for i in sorted(by_index)]
         # Every distribution the space can produce (conditional ones included), from the rows' params.
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         dists: dict[str, Any] = {}
@@ -77,8 +80,12 @@ class Table:
         self.dists = dict(sorted(dists.items()))
         self.matrix = np.stack([self.encode(r["params"]) for r in self.rows])
         self.val = [[(v if v is not None and math.isfinite(v) else 0.0) for v in r["val_accuracy"]] for r in self.rows]
-        self.epoch_s = [list(r["epoch_seconds"]) for r in self.rows]
-        self.overhead_s = [float(r["overhead_seconds"]) for r in self.rows]
+        # The clock: each row's wall seconds scaled by its CPU share. A table lane is pinned to one core,
+        # so its CPU seconds are what the trial costs alone on that core; its wall seconds also hold the
+        # time other processes took the core from it (the table was built on a shared, loaded machine).
+        share = [min(1.0, r["cpu_seconds"] / r["wall_seconds"]) if r.get("wall_seconds") else 1.0 for r in self.rows]
+        self.epoch_s = [[s * f for s in r["epoch_seconds"]] for r, f in zip(self.rows, share)]
+        self.overhead_s = [float(r["overhead_seconds"]) * f for r, f in zip(self.rows, share)]
 
     def encode(self, params: dict[str, Any]) -> np.ndarray:
         import optuna
@@ -210,6 +217,13 @@ def methods() -> dict[str, Method]:
         "tpe+median": (_tpe(), median()),
         "mvg5+asha": (_tpe(n_startup_trials=5, **mv), asha()),
         "mvg5+median": (_tpe(n_startup_trials=5, **mv), median()),
+        "tpe5+asha": (_tpe(n_startup_trials=5), asha()),
+        "tpe3+asha": (_tpe(n_startup_trials=3), asha()),
+        "tpe5+asha-rf2": (_tpe(n_startup_trials=5), asha(2)),
+        "tpe5+asha-rf4": (_tpe(n_startup_trials=5), asha(4)),
+        "tpe5+median": (_tpe(n_startup_trials=5), median()),
+        "tpe5cl+asha": (_tpe(n_startup_trials=5, constant_liar=True), asha()),
+        "tpe+hyperband": (_tpe(), hb()),
     }
     for name, (s, p) in cands.items():
         out[f"c:{name}"] = Method(f"c:{name}", s, p, hpsearch=True, prune_last_epoch=False)

@@ -122,6 +122,8 @@ def lane(
     machine = _machine.cpu_model()
     t_start = time.time()
     for k, i in enumerate(todo):
+        if i in done_indices(path):  # another process (a restarted lane) did it meanwhile
+            continue
         row = train_one(task, data, i, configs[i], max_epochs)
         row.update(
             task=task_name,
