@@ -17,9 +17,6 @@ from typing import Any
 
 from ._errors import HpsearchError
 from ._errors import UsageError
-from ._errors import WorkerStopped
-from .objectives import TaskError
-from .storage import StorageError
 from .storage import mask_text
 from .storage import mask_url
 from .storage import resolve_url
@@ -713,14 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = resolve_url(getattr(args, "storage", None))
         return args._command.take_action(args)
-    except (UsageError, TaskError, StorageError) as e:
-        _fail(f"hpsearch {args.command}: error: {e}", url)
-        return 2
-    except WorkerStopped as e:
-        _fail(f"hpsearch {args.command}: worker stopped: {e}", url)
-        return 3
-    except HpsearchError as e:
-        _fail(f"hpsearch {args.command}: error: {e}", url)
+    except HpsearchError as e:  # TaskError, StorageError, UsageError, WorkerStopped: each carries its code
+        _fail(f"hpsearch {args.command}: {e.label}: {e}", url)
         return e.exit_code
     except KeyboardInterrupt:
         _fail(f"hpsearch {args.command}: interrupted", url)
