@@ -15,12 +15,12 @@ Dropout(``dropout``) -> Dense(classes, softmax); adam.
 from __future__ import annotations
 
 from pathlib import Path
-import sys
 from typing import Any
 
 from . import _backbones
 from ._base import DataSpec
 from ._base import TaskError
+from ._base import resolve_options
 
 name = "cats_vs_dogs"
 description = (
@@ -30,7 +30,8 @@ description = (
 BACKBONE = "MobileNetV2"
 URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 
-options = _backbones.backbone_options(160)
+OPTIONS = _backbones.backbone_options(160)
+options = OPTIONS
 
 # The notebook's configuration: flip horizontal + rotation 0.2, frozen MobileNetV2, flatten,
 # Dense 64 relu, Dense 2; adam (Keras' default learning rate 1e-3), batch 32 (the notebook's
@@ -105,9 +106,8 @@ def data_root(data_dir: str | None) -> Path:
 
 def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
     from ._images import folder_data
-    from ._registry import task_options
 
-    opts = task_options(sys.modules[__name__], options or {})
+    opts = resolve_options(name, OPTIONS, options or {})
     data = folder_data(data_root(data_dir), seed=seed, image_size=opts["image_size"], options=opts, what="cats vs dogs")
     _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
     return data

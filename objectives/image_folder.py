@@ -16,22 +16,23 @@ Model: as ``cats_vs_dogs``: RandomFlip(``flip``) -> RandomRotation(``rotation``)
 from __future__ import annotations
 
 from pathlib import Path
-import sys
 from typing import Any
 
 from . import _backbones
 from ._base import DataSpec
 from ._base import TaskError
 from ._base import TaskOption
+from ._base import resolve_options
 from .cats_vs_dogs import search_space as search_space  # the same space as cats_vs_dogs
 
 name = "image_folder"
 description = "any folder of class sub-folders, pretrained keras.applications backbone (option backbone) + head"
 
-options = {
+OPTIONS = {
     "backbone": TaskOption("MobileNetV2", "pretrained backbone", choices=tuple(_backbones.BACKBONES)),
     **_backbones.backbone_options(224),
 }
+options = OPTIONS
 
 # A sensible start (Keras' transfer-learning guide): frozen backbone, light augmentation,
 # global average pooling, dropout 0.2, linear-probe head; adam 1e-3, batch 32.
@@ -52,9 +53,8 @@ baselines: list[dict[str, Any]] = [
 
 def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
     from ._images import folder_data
-    from ._registry import task_options
 
-    opts = task_options(sys.modules[__name__], options or {})
+    opts = resolve_options(name, OPTIONS, options or {})
     if data_dir is None:
         raise TaskError("image_folder needs --data-dir: a folder with one sub-folder of images per class")
     data = folder_data(

@@ -72,9 +72,7 @@ def test_hpsearch_tasks_lists_every_task_without_tensorflow() -> None:
     assert out.returncode == 0, out.stderr
     listed = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
     assert set(ALL_TASKS) <= set(listed)
-    probe = (
-        "import sys, objectives; objectives.list_tasks(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
-    )
+    probe = "import sys, hpsearch.objectives as o; o.list_tasks(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.split() == ["False", "False"]
 
