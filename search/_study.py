@@ -13,9 +13,14 @@ import logging
 from typing import Any
 
 from ._errors import UsageError
+from .objectives import CustomFitInputs
+from .objectives import Task
+from .objectives import TaskError
 from .objectives import get_task
 from .objectives import validate_params
 from .objectives._registry import task_options
+from .objectives._space import record
+from .objectives._space import unsuggested_keys
 from .storage import StorageError
 from .storage import mask_url
 
@@ -73,12 +78,38 @@ def validate_settings(s: StudySettings) -> Any:
             ) from None
     task = get_task(s.task)
     task_options(task, s.task_options)
-    for i, params in enumerate(getattr(task, "baselines", []) or []):
+    check_search_space(task)
+    for i, params in enumerate(task.baselines):
         try:
             validate_params(task, params)
         except Exception as e:  # a task's own baselines must lie in its space
             raise UsageError(f"task {s.task!r} baseline {i} is not in its search space: {e}") from None
     return task
+
+
+def check_search_space(task: Task) -> None:
+    """A trial's params come from one place, the values ``search_space`` suggested (what export
+    writes and ``train`` builds from): a returned key it did not suggest is refused by name, and
+    without ``fit_inputs`` the params need ``batch_size``. Checked on the space's defaults and on
+    each baseline (conditional branches)."""
+    constants: set[str] = set()
+    suggested: set[str] = set()
+    for params in [None, *task.baselines]:
+        try:
+            constants.update(unsuggested_keys(task, params))
+            suggested.update(record(task, params)[1].space)
+        except TaskError:
+            continue  # a baseline outside the space is reported below, by number
+    if constants:
+        raise UsageError(
+            f"task {task.name!r}: search_space returns keys it did not suggest: {', '.join(sorted(constants))}; "
+            "return only trial.suggest_* values under their own names and put constants in build_model"
+        )
+    if not isinstance(task, CustomFitInputs) and "batch_size" not in suggested:
+        raise UsageError(
+            f"task {task.name!r}: search_space does not suggest batch_size; suggest it "
+            '(e.g. trial.suggest_categorical("batch_size", [32])) or give the task a fit_inputs hook'
+        )
 
 
 def make_sampler(s: StudySettings, worker_index: int = 0) -> Any:
