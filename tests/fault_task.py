@@ -52,7 +52,7 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    x = (d.images[:300] / 16.0).astype("float32").reshape(300, 64)
+    x = (d.images[:300] / 16.0).astype("float32")  # (300, 8, 8): images, so train can plot them
     y = d.target[:300]
     return ArrayData(
         x_train=x[:200],
@@ -76,7 +76,7 @@ def build_model(params: Params, spec: DataSpec) -> Any:
     if fault == "error":
         raise ValueError("injected failure in build_model")
     inputs = keras.Input(spec.input_shape)
-    x = keras.layers.Dense(params["units"], activation="relu")(inputs)
+    x = keras.layers.Dense(params["units"], activation="relu")(keras.layers.Flatten()(inputs))
     if fault == "oom":
         x = keras.layers.Dense(2**20)(keras.layers.Dense(2**20)(x))
     if fault == "nan":
