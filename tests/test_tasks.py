@@ -229,6 +229,22 @@ def test_task_options_are_parsed_and_checked() -> None:
         task_options(get_task("mnist_cnn"), {"weights": "none"})
 
 
+# -- learning -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "n", "epochs", "floor"),
+    [("digits", None, 3, 0.85), ("mnist_mlp", 2048, 3, 0.75), ("mnist_cnn", 1024, 2, 0.5)],
+)
+def test_baselines_learn_where_learning_is_possible(name: str, n: int | None, epochs: int, floor: float) -> None:
+    """Ten classes (chance 0.1): a few epochs of the baseline must land far above chance, so a
+    model or data pipeline that learns nothing (shuffled labels, a broken input scale) fails here."""
+    task = get_task(name)
+    data = task.load_data(None if name == "digits" else str(need(MNIST)), seed=0)
+    if n is not None:
+        data = array_slice(data, n)
+    value = run_trial(task, data, task.baselines[0], epochs=epochs)
+    assert value >= floor, f"{name}: best validation accuracy {value:.3f} after {epochs} epochs (chance 0.1)"
+
+
 # -- weights ----------------------------------------------------------------------------------
 def test_imagenet_weights_offline_names_both_ways_out(monkeypatch: pytest.MonkeyPatch) -> None:
     from keras.src.utils import file_utils
