@@ -265,6 +265,22 @@ def task_option_specs(task: object) -> Mapping[str, TaskOption]:
     return task.options if isinstance(task, HasOptions) and task.options else {}
 
 
+def int_option(opts: Mapping[str, OptionValue], key: str) -> int:
+    """A resolved option that must be an int (``image_size``, ``max_images``)."""
+    value = opts[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TaskError(f"option {key}={value!r} must be an integer")
+    return value
+
+
+def str_option(opts: Mapping[str, OptionValue], key: str) -> str:
+    """A resolved option that must be a str (``weights``, ``backbone``)."""
+    value = opts[key]
+    if not isinstance(value, str):
+        raise TaskError(f"option {key}={value!r} must be a string")
+    return value
+
+
 def resolve_options(
     task_name: str, declared: Mapping[str, TaskOption], given: Mapping[str, object]
 ) -> dict[str, OptionValue]:

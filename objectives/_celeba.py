@@ -122,8 +122,8 @@ def celeba_splits(root: Path, *, max_images: int) -> tuple[dict[str, tuple[list[
         paths = [str(images / files[i]) for i in idx[split]]
         exists = np.asarray([Path(p).is_file() for p in paths], dtype=bool)
         missing += int((~exists).sum())
-        sel = np.asarray(idx[split], dtype=int)[exists] if len(paths) else np.zeros(0, dtype=int)
-        splits[split] = ([p for p, e in zip(paths, exists) if e], labels[sel])
+        kept = np.asarray(idx[split], dtype=int)[exists] if len(paths) else np.zeros(0, dtype=int)
+        splits[split] = ([p for p, e in zip(paths, exists) if e], labels[kept])
         if not splits[split][0]:
             raise TaskError(f"the {split} split of {root} is empty ({how}); add images or raise --option max_images")
     return splits, missing, f"CelebA {root}: {how}"

@@ -20,7 +20,9 @@ from typing import Any
 from . import _backbones
 from ._base import DataSpec
 from ._base import TaskError
+from ._base import int_option
 from ._base import resolve_options
+from ._base import str_option
 
 name = "cats_vs_dogs"
 description = (
@@ -108,8 +110,10 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     from ._images import folder_data
 
     opts = resolve_options(name, OPTIONS, options or {})
-    data = folder_data(data_root(data_dir), seed=seed, image_size=opts["image_size"], options=opts, what="cats vs dogs")
-    _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
+    data = folder_data(
+        data_root(data_dir), seed=seed, image_size=int_option(opts, "image_size"), options=opts, what="cats vs dogs"
+    )
+    _backbones.check_weights(BACKBONE, int_option(opts, "image_size"), str_option(opts, "weights"))
     return data
 
 

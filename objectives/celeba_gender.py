@@ -27,7 +27,9 @@ from . import _backbones
 from ._base import DataSpec
 from ._base import TaskError
 from ._base import TaskOption
+from ._base import int_option
 from ._base import resolve_options
+from ._base import str_option
 from ._celeba import ATTRIBUTE as ATTRIBUTE
 from ._celeba import SPLIT_FRACTIONS as SPLIT_FRACTIONS
 from ._celeba import celeba_splits
@@ -97,7 +99,7 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     root = Path(data_dir)
     if not root.is_dir():
         raise TaskError(f"data directory {root} does not exist; fix --data-dir")
-    splits, missing, how = celeba_splits(root, max_images=int(opts["max_images"]))
+    splits, missing, how = celeba_splits(root, max_images=int_option(opts, "max_images"))
     if missing:
         logging.getLogger("hpsearch").warning(
             "skipped %d image(s) listed in the attribute file but missing in %s", missing, root
@@ -109,9 +111,14 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
         f"{opts['image_size']}x{opts['image_size']}" + (f"; {missing} listed image(s) missing" if missing else "")
     )
     data = ImageFolderData(
-        splits, class_names=CLASS_NAMES, image_size=opts["image_size"], description=desc, options=opts, skipped=bad
+        splits,
+        class_names=CLASS_NAMES,
+        image_size=int_option(opts, "image_size"),
+        description=desc,
+        options=opts,
+        skipped=bad,
     )
-    _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
+    _backbones.check_weights(BACKBONE, int_option(opts, "image_size"), str_option(opts, "weights"))
     return data
 
 

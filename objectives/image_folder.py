@@ -22,7 +22,9 @@ from . import _backbones
 from ._base import DataSpec
 from ._base import TaskError
 from ._base import TaskOption
+from ._base import int_option
 from ._base import resolve_options
+from ._base import str_option
 from .cats_vs_dogs import search_space as search_space  # the same space as cats_vs_dogs
 
 name = "image_folder"
@@ -60,20 +62,20 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     data = folder_data(
         Path(data_dir),
         seed=seed,
-        image_size=opts["image_size"],
+        image_size=int_option(opts, "image_size"),
         options=opts,
         what=f"image folder ({opts['backbone']})",
     )
-    _backbones.check_weights(opts["backbone"], opts["image_size"], opts["weights"])
+    _backbones.check_weights(str_option(opts, "backbone"), int_option(opts, "image_size"), str_option(opts, "weights"))
     return data
 
 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
-    return _backbones.classifier(params, spec, spec.options.get("backbone", "MobileNetV2"))
+    return _backbones.classifier(params, spec, str(spec.options.get("backbone", "MobileNetV2")))
 
 
 def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
     """Head-only training on cached backbone features when the trial allows it (else None)."""
     from ._feature_cache import head_trial
 
-    return head_trial(params, data, data.spec.options.get("backbone", "MobileNetV2"), seed=seed)
+    return head_trial(params, data, str(data.spec.options.get("backbone", "MobileNetV2")), seed=seed)

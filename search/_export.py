@@ -25,6 +25,7 @@ from importlib import metadata
 import json
 from pathlib import Path
 from typing import Any
+from typing import TypeGuard
 
 from ._errors import UsageError
 from .objectives import TaskError
@@ -159,5 +160,5 @@ def load_params_file(path: str) -> tuple[dict[str, Any], Any]:
     return doc, task
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
