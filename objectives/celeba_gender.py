@@ -20,11 +20,18 @@ Dropout(``dropout``) -> Dense(2, softmax); adam, or SGD with momentum 0.9.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from . import _backbones
+from ._base import Data
 from ._base import DataSpec
+from ._base import FitInputs
+from ._base import OptionValue
+from ._base import Params
+from ._base import SuggestTrial
 from ._base import TaskError
 from ._base import TaskOption
 from ._base import int_option
@@ -33,6 +40,9 @@ from ._base import str_option
 from ._celeba import ATTRIBUTE as ATTRIBUTE
 from ._celeba import SPLIT_FRACTIONS as SPLIT_FRACTIONS
 from ._celeba import celeba_splits
+
+if TYPE_CHECKING:
+    import keras
 
 name = "celeba_gender"
 description = "CelebA faces, gender (attribute Male), frozen VGG16 + dense head (CelebA notebook)"
@@ -73,7 +83,7 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+def search_space(trial: SuggestTrial) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
         "batch_size": trial.suggest_int("batch_size", 8, 64, log=True),
@@ -84,7 +94,7 @@ def search_space(trial: Any) -> dict[str, Any]:
     }
 
 
-def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
+def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None) -> Data:
     import logging
 
     from ._images import ImageFolderData
@@ -122,11 +132,11 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     return data
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: Params, spec: DataSpec) -> keras.Model:
     return _backbones.classifier(params, spec, BACKBONE)
 
 
-def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
+def search_model(params: Params, data: Data, *, seed: int) -> tuple[keras.Model, FitInputs, FitInputs] | None:
     """The backbone is always frozen and nothing is augmented: heads train on cached VGG16 features
     (objectives/_feature_cache.py) unless the option feature_cache=off."""
     from ._feature_cache import head_trial

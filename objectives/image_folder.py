@@ -15,17 +15,26 @@ Model: as ``cats_vs_dogs``: RandomFlip(``flip``) -> RandomRotation(``rotation``)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from . import _backbones
+from ._base import Data
 from ._base import DataSpec
+from ._base import FitInputs
+from ._base import OptionValue
+from ._base import Params
 from ._base import TaskError
 from ._base import TaskOption
 from ._base import int_option
 from ._base import resolve_options
 from ._base import str_option
 from .cats_vs_dogs import search_space as search_space  # the same space as cats_vs_dogs
+
+if TYPE_CHECKING:
+    import keras
 
 name = "image_folder"
 description = "any folder of class sub-folders, pretrained keras.applications backbone (option backbone) + head"
@@ -53,7 +62,7 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
+def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None) -> Data:
     from ._images import folder_data
 
     opts = resolve_options(name, OPTIONS, options or {})
@@ -70,11 +79,11 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     return data
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: Params, spec: DataSpec) -> keras.Model:
     return _backbones.classifier(params, spec, str(spec.options.get("backbone", "MobileNetV2")))
 
 
-def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
+def search_model(params: Params, data: Data, *, seed: int) -> tuple[keras.Model, FitInputs, FitInputs] | None:
     """Head-only training on cached backbone features when the trial allows it (else None)."""
     from ._feature_cache import head_trial
 
