@@ -54,6 +54,8 @@ class RecordingTrial:
         self.space[name] = dist
         if self._params is not None and name in self._params:
             value = self._params[name]
+            if not contains(dist, value):  # before search_space computes with it
+                raise TaskError(f"param {name}={value!r} is outside its search space {describe(dist)}")
         else:
             if self._params is not None:
                 self.missing.append(name)
