@@ -250,6 +250,17 @@ class SearchShortcut(Protocol):
     ) -> tuple[keras.Model, FitInputs, FitInputs] | None: ...
 
 
+@runtime_checkable
+class FileData(Protocol):
+    """Data read from image files (``_images.ImageFolderData``): what the feature cache keys on."""
+
+    spec: DataSpec
+
+    def paths(self, split: str) -> list[str]: ...
+
+    def labels(self, split: str) -> np.ndarray: ...
+
+
 # Each hook's keyword arguments, checked at registration (a missing one would fail every trial).
 HOOK_KEYWORDS: dict[str, tuple[str, ...]] = {
     "load_data": ("seed", "options"),

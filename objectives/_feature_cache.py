@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ._base import FileData
 from ._base import FitInputs
 
 _logger = logging.getLogger("hpsearch")
@@ -161,7 +162,7 @@ def head_trial(
 ) -> tuple[Any, FitInputs, FitInputs] | None:
     """``(head model, train, val)`` on cached features when the trial allows it, else None."""
     opts = data.spec.options
-    if not cacheable(params, opts) or not hasattr(data, "paths"):
+    if not cacheable(params, opts) or not isinstance(data, FileData):
         return None
     size = int(opts.get("image_size", data.spec.input_shape[0]))
     weights = opts.get("weights", "imagenet")

@@ -63,7 +63,7 @@ class StudySettings:
         return [f"{k}: existing {b[k]!r} != requested {a[k]!r}" for k in keys if a[k] != b[k]]
 
 
-def validate_settings(s: StudySettings) -> Any:
+def validate_settings(s: StudySettings) -> Task:
     """Check everything before anything is written; return the task object."""
     if s.sampler not in SAMPLERS:
         raise UsageError(f"unknown sampler {s.sampler!r}: choose one of {', '.join(SAMPLERS)}")
@@ -182,11 +182,11 @@ def load_study(
     )
 
 
-def describe(task: Any, s: StudySettings) -> str:
+def describe(task: Task, s: StudySettings) -> str:
     """A study note in words: the task and its search space (shown by optuna-dashboard)."""
     import inspect
 
-    lines = [f"# {s.task}", "", getattr(task, "description", "") or "", ""]
+    lines = [f"# {s.task}", "", task.description, ""]
     lines.append(
         f"Sampler **{s.sampler}**, pruner **{s.pruner}** on per-epoch validation accuracy, "
         f"at most {s.max_epochs} epochs per trial"
@@ -199,7 +199,7 @@ def describe(task: Any, s: StudySettings) -> str:
         lines += ["", "Search space (`search_space`):", "", "```python", src.rstrip(), "```"]
     except (OSError, TypeError):
         pass
-    baselines = getattr(task, "baselines", []) or []
+    baselines = task.baselines
     if s.baselines and baselines:
         lines += [
             "",
@@ -237,9 +237,9 @@ def create_study(
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     try:
         study.set_user_attr("task", s.task)
-        study.set_user_attr("description", getattr(task, "description", ""))
+        study.set_user_attr("description", task.description)
         if s.baselines:
-            for i, params in enumerate(getattr(task, "baselines", []) or []):
+            for i, params in enumerate(task.baselines):
                 study.enqueue_trial(params, user_attrs={"baseline": i}, skip_if_exists=True)
         _set_note(study, task, s)
         # Settings last: a study without them is not usable by workers (they say so).
@@ -253,7 +253,7 @@ def create_study(
     return study, True
 
 
-def _set_note(study: Any, task: Any, s: StudySettings) -> None:
+def _set_note(study: Any, task: Task, s: StudySettings) -> None:
     try:
         from optuna_dashboard import save_note
     except ImportError:

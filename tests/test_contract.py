@@ -259,3 +259,20 @@ def test_array_fixture_is_what_it_claims(tmp_path: Path) -> None:
     d = get_task("cifar10_cnn").load_data(str(write_cifar_fixture(tmp_path / "c")), seed=0)
     assert d.sizes == {"train": 180, "val": 20, "test": 50}
     assert np.asarray(d.labels("test")).shape == (50,)
+
+
+# -- the worker's configuration --------------------------------------------------------------------
+def test_worker_config_travels_as_one_json_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    from hpsearch._runworker import WorkerConfig
+
+    config = WorkerConfig(study="s", n_trials=3, timeout=1.5, data_dir="/data", grace_period=7)
+    assert WorkerConfig.from_json(config.to_json()) == config
+    assert main(["worker", "--config", '{"study": "s", "bogus": 1}']) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--config must be a JSON object" in err and "\n" not in err
+    assert main(["worker", "--config", "{nope"]) == 2
+    assert "--config is not valid JSON" in capsys.readouterr().err
+    assert main(["worker"]) == 2
+    assert "give --study NAME (or --config JSON)" in capsys.readouterr().err
+    cli = (REPO / "search" / "cli.py").read_text()
+    assert "Namespace(" not in cli and "TrialRunner" not in cli and "Worker(" not in cli  # no worker composition
