@@ -16,7 +16,7 @@ trials. Modes, interleaved (the order rotates with the repeat, since the machine
                     on ``postgresql+psycopg2://postgres@127.0.0.1:5432``, dropped afterwards), a study
                     created by ``search._study.create_study`` (pruner hyperband, cap = trials + 1, no
                     baselines), the configuration enqueued trials + 1 times, and ``Worker.run`` with
-                    ``TrialRunner``, built exactly as ``search.cli.run_worker`` builds them (heartbeat
+                    ``TrialRunner``, built exactly as ``hpsearch._runworker.run_worker`` builds them (heartbeat
                     30 s, grace 120 s, stale-trial sweeps). The Hyperband pruner is the real one
                     (``HyperbandPruner`` subclass, same arguments, same storage reads) but never
                     answers "prune": identical trials with different seeds would otherwise be cut
@@ -315,7 +315,7 @@ def child_hpsearch(
         for _ in range(n):
             study.enqueue_trial(params)
         st.engine.dispose()
-        # as search.cli.run_worker
+        # as hpsearch._runworker.run_worker
         st = open_storage(url, heartbeat_interval=30, grace_period=120)
         settings = read_settings(load_study(st, name, url=url))
         study = load_study(st, name, url=url, settings=settings)

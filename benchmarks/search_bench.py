@@ -9,7 +9,7 @@ Methods (``--methods``, comma-separated; default: the first five):
 ``hpsearch``             hpsearch's default, through its own storage and worker: a SQLite study made by
                          ``search._study.create_study`` (TPE multivariate + constant liar, Hyperband
                          min 1 / max ``max_epochs`` / factor 3, the task's baselines enqueued first),
-                         run by ``search.cli.run_worker`` (the code of ``hpsearch worker --timeout``)
+                         run by ``hpsearch._runworker.run_worker`` (the code of ``hpsearch worker --timeout``)
                          in-process, on the data loaded once.
 ``hpsearch-nobaseline``  the same, ``--no-baseline``.
 ``tpe``                  plain Optuna: ``optuna.create_study(sampler=TPESampler(seed=seed))``, no
@@ -130,13 +130,12 @@ def run_hpsearch(
     tmp: Path,
     overrides: dict[str, Any],
 ) -> None:
-    import argparse as ap
-
     import optuna
 
+    from hpsearch._runworker import WorkerConfig
+    from hpsearch._runworker import run_worker
     from hpsearch._study import StudySettings
     from hpsearch._study import create_study
-    from hpsearch.cli import run_worker
     from hpsearch.storage import open_storage
 
     # Observe, do not change: every trial.report (one per epoch, from KerasPruningCallback) and
@@ -169,16 +168,7 @@ def run_hpsearch(
     storage = open_storage(url, create_tables=True)
     create_study(storage, "bench", settings, url=url)
     storage.engine.dispose()
-    args = ap.Namespace(
-        study="bench",
-        n_trials=None,
-        timeout=budget,
-        data_dir=None,
-        heartbeat_interval=30,
-        grace_period=120,
-        max_failures=3,
-    )
-    run_worker(args, url, data=data)
+    run_worker(WorkerConfig(study="bench", timeout=budget, heartbeat_interval=30, grace_period=120), url, data=data)
 
 
 def _epoch_callback(events: Events, trial_id: Any) -> Any:

@@ -206,7 +206,7 @@ def _segment(mode: str, url: str, seconds: float, index: int, barrier: Any) -> d
             real_sweep = storage_package.sweep_stale_trials
             if mode == "no_sweep":  # diagnostic only: hpsearch without the between-trial sweeps
                 storage_package.sweep_stale_trials = lambda study: []
-            # As `hpsearch worker` builds it (search/cli.py run_worker), less the Keras runner.
+            # As `hpsearch worker` builds it (search/_runworker.py run_worker), less the Keras runner.
             backend_storage = getattr(study._storage, "_backend", study._storage)
             retry = getattr(backend_storage, "get_heartbeat_stale_trial_callback", lambda: None)()
             with open(os.devnull, "w") as devnull:

@@ -8,23 +8,43 @@ importing TensorFlow.
 from __future__ import annotations
 
 from ._base import ArrayData
+from ._base import CustomFitInputs
 from ._base import Data
 from ._base import DataSpec
 from ._base import FitInputs
+from ._base import HasOptions
+from ._base import OptionValue
+from ._base import Params
+from ._base import ParamValue
+from ._base import SearchShortcut
+from ._base import SuggestTrial
+from ._base import Task
 from ._base import TaskError
 from ._base import TaskOption
+from ._base import resolve_options
 from ._registry import get_task
 from ._registry import list_tasks
 from ._registry import task_options
 from ._registry import validate_params
+from ._space import RecordingTrial
 
 __all__ = [
     "ArrayData",
+    "CustomFitInputs",
     "Data",
     "DataSpec",
     "FitInputs",
+    "HasOptions",
+    "OptionValue",
+    "ParamValue",
+    "Params",
+    "RecordingTrial",
+    "SearchShortcut",
+    "SuggestTrial",
+    "Task",
     "TaskError",
     "TaskOption",
+    "resolve_options",
     "get_task",
     "list_tasks",
     "task_options",

@@ -1,56 +1,81 @@
 """The task contract every ``objectives/<task>.py`` module (or plug-in object) follows.
 
-A task is any object (a module is fine) with these attributes:
+``Task`` (a Protocol) is the contract; ``get_task`` checks it when a task is registered and names
+what is missing. A module is a task when it has these attributes:
 
 ``name: str``                  the name users type (``--task NAME``)
 ``description: str``           one line for ``hpsearch tasks``
-``baselines: list[dict]``      the seed notebooks' own configurations, as plain params dicts
+``baselines: list[Params]``    the seed notebooks' own configurations, as plain params dicts
 ``load_data(data_dir, *, seed, options) -> Data``
                                train / validation / test, split with ``seed``; loaded once per worker
-``search_space(trial) -> dict``
-                               the ONLY function that touches an Optuna trial
+``search_space(trial) -> Params``
+                               the ONLY function that touches the trial (``SuggestTrial``: an Optuna
+                               trial during search). Every key it returns is a value it suggested,
+                               under the same name: ``create`` refuses other keys by name, because
+                               ``train`` rebuilds the model from the suggested params alone.
+                               Constants belong in ``build_model``. Unless the task has
+                               ``fit_inputs``, the params include an int ``batch_size`` (the
+                               batch size of both search and final training).
 ``build_model(params, spec) -> keras.Model``
                                a compiled model from a plain params dict; no Optuna needed
 
-Optional:
-``options: dict[str, TaskOption]`` task settings chosen at ``create`` time (``--weights none``...)
-``fit_inputs(data, params, *, seed) -> (FitInputs, FitInputs)``
+Optional, each its own Protocol (checked by ``isinstance``, never ``getattr``):
+``options: dict[str, TaskOption]`` (``HasOptions``) task settings chosen at ``create`` time
+``fit_inputs(data, params, *, seed) -> (FitInputs, FitInputs)`` (``CustomFitInputs``)
                                override how params turn data into fit() inputs (train, val)
-``search_model(params, data, *, seed) -> (model, FitInputs, FitInputs) | None``
+``search_model(params, data, *, seed) -> (model, FitInputs, FitInputs) | None`` (``SearchShortcut``)
                                during search only: a cheaper equivalent trial (the backbone tasks
                                train the head alone on cached backbone features); None = the
                                normal path. Final training always uses ``build_model``.
 
 Task modules import TensorFlow / Keras lazily (inside functions) so that ``hpsearch --help`` and
-``hpsearch tasks`` stay fast.
+``hpsearch tasks`` stay fast. Tasks never import the registry: option defaults are resolved with
+``resolve_options`` from this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
+from typing import runtime_checkable
 
 import numpy as np
 
+from .._errors import HpsearchError
 
-class TaskError(Exception):
-    """A task cannot run with what it was given (bad data directory, bad option...).
+if TYPE_CHECKING:
+    import keras
 
-    The message names the problem and the fix; the CLI prints it on one line and exits 2.
+# A parameter value as Optuna stores it and as JSON carries it.
+ParamValue = bool | int | float | str | None
+Params = dict[str, ParamValue]
+# A task option value after parsing (``--option image_size=64`` -> 64).
+OptionValue = bool | int | float | str | None
+
+
+class TaskError(HpsearchError):
+    """A task cannot run with what it was given (bad data directory, bad option...). Exit 2.
+
+    The message names the problem and the fix; the CLI prints it on one line.
     """
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
 class TaskOption:
     """A task setting fixed per study (recorded in the study, reused by ``train``)."""
 
-    default: Any
+    default: OptionValue
     help: str
-    choices: tuple[Any, ...] | None = None
-    parse: Callable[[str], Any] = str
+    choices: tuple[OptionValue, ...] | None = None
+    parse: Callable[[str], OptionValue] = str
 
 
 @dataclass(frozen=True)
@@ -60,7 +85,7 @@ class DataSpec:
     input_shape: tuple[int, ...]
     num_classes: int
     class_names: tuple[str, ...]
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, OptionValue] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,7 +132,7 @@ class ArrayData(Data):
         y_test: np.ndarray,
         class_names: tuple[str, ...],
         description: str,
-        options: Mapping[str, Any] | None = None,
+        options: Mapping[str, OptionValue] | None = None,
     ) -> None:
         self._splits = {
             "train": (x_train, y_train.astype("int64")),
@@ -160,4 +185,130 @@ def seeded_split(n: int, sizes: tuple[int, ...], seed: int) -> list[np.ndarray]:
     for s in sizes:
         out.append(perm[start : start + s])
         start += s
+    return out
+
+
+# -- the contract as Protocols -------------------------------------------------------------------
+CategoricalChoice = bool | int | float | str | None
+
+
+class SuggestTrial(Protocol):
+    """What ``search_space`` may use of a trial: Optuna's ``Trial`` during search, and hpsearch's
+    plain-Python ``RecordingTrial`` (``objectives/_space.py``) when params are checked."""
+
+    @property
+    def number(self) -> int: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+    def suggest_categorical(self, name: str, choices: Sequence[CategoricalChoice]) -> CategoricalChoice: ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    """The task contract (see the module docstring). A module with these attributes is a Task."""
+
+    name: str
+    description: str
+    baselines: list[Params]
+
+    def load_data(
+        self, data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None
+    ) -> Data: ...
+
+    def search_space(self, trial: SuggestTrial) -> Params: ...
+
+    def build_model(self, params: Params, spec: DataSpec) -> keras.Model: ...
+
+
+@runtime_checkable
+class HasOptions(Protocol):
+    """Optional: task settings fixed per study (``--option KEY=VALUE``, ``--weights W``)."""
+
+    options: Mapping[str, TaskOption]
+
+
+@runtime_checkable
+class CustomFitInputs(Protocol):
+    """Optional: how params turn the data into ``fit`` inputs (train, val); default
+    ``data.inputs(split, params["batch_size"])``."""
+
+    def fit_inputs(self, data: Data, params: Params, *, seed: int) -> tuple[FitInputs, FitInputs]: ...
+
+
+@runtime_checkable
+class SearchShortcut(Protocol):
+    """Optional, during search only: a cheaper equivalent trial, or None for the normal path
+    (the backbone tasks train the head alone on cached backbone features)."""
+
+    def search_model(
+        self, params: Params, data: Data, *, seed: int
+    ) -> tuple[keras.Model, FitInputs, FitInputs] | None: ...
+
+
+@runtime_checkable
+class FileData(Protocol):
+    """Data read from image files (``_images.ImageFolderData``): what the feature cache keys on."""
+
+    spec: DataSpec
+
+    def paths(self, split: str) -> list[str]: ...
+
+    def labels(self, split: str) -> np.ndarray: ...
+
+
+# Each hook's keyword arguments, checked at registration (a missing one would fail every trial).
+HOOK_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "load_data": ("seed", "options"),
+    "search_space": (),
+    "build_model": (),
+    "fit_inputs": ("seed",),
+    "search_model": ("seed",),
+}
+
+
+def task_option_specs(task: object) -> Mapping[str, TaskOption]:
+    """A task's declared options (none unless it is ``HasOptions``)."""
+    return task.options if isinstance(task, HasOptions) and task.options else {}
+
+
+def int_option(opts: Mapping[str, OptionValue], key: str) -> int:
+    """A resolved option that must be an int (``image_size``, ``max_images``)."""
+    value = opts[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TaskError(f"option {key}={value!r} must be an integer")
+    return value
+
+
+def str_option(opts: Mapping[str, OptionValue], key: str) -> str:
+    """A resolved option that must be a str (``weights``, ``backbone``)."""
+    value = opts[key]
+    if not isinstance(value, str):
+        raise TaskError(f"option {key}={value!r} must be a string")
+    return value
+
+
+def resolve_options(
+    task_name: str, declared: Mapping[str, TaskOption], given: Mapping[str, object]
+) -> dict[str, OptionValue]:
+    """A task's options: defaults + given, parsed, rejecting unknown ones and bad choices."""
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        names = ", ".join(sorted(declared)) or "none"
+        raise TaskError(f"task {task_name!r} has no option {', '.join(unknown)} (its options: {names})")
+    out: dict[str, OptionValue] = {}
+    for key, opt in declared.items():
+        value = given.get(key, opt.default)
+        if isinstance(value, str) and opt.parse is not str:
+            try:
+                value = opt.parse(value)
+            except (TypeError, ValueError) as e:
+                raise TaskError(f"option {key}={value!r}: {e}") from None
+        if opt.choices is not None and value not in opt.choices:
+            raise TaskError(f"option {key}={value!r}: choose one of {', '.join(map(str, opt.choices))}")
+        out[key] = value  # type: ignore[assignment]
     return out

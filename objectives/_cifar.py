@@ -14,6 +14,7 @@ Split: the validation set is a seeded ``VAL_FRACTION`` of the training images (5
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 import pickle
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._base import ArrayData
+from ._base import OptionValue
 from ._base import TaskError
 from ._base import seeded_split
 
@@ -103,7 +105,7 @@ def load_arrays(
     return splits, names, desc
 
 
-def load(data_dir: str | None, *, seed: int, options: dict[str, Any] | None = None) -> ArrayData:
+def load(data_dir: str | None, *, seed: int, options: Mapping[str, OptionValue] | None = None) -> ArrayData:
     splits, names, desc = load_arrays(data_dir, seed=seed)
 
     def prep(x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ appears only complete (written to a temporary folder, then renamed into place).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import fcntl
 import hashlib
 import json
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ._base import FileData
 from ._base import FitInputs
 
 _logger = logging.getLogger("hpsearch")
@@ -97,7 +99,7 @@ def _compute(data: Any, backbone: str, image_size: int, weights: Any, dest: Path
     keras.backend.clear_session()
 
 
-def features(data: Any, backbone: str, image_size: int, weights: Any) -> dict[str, np.ndarray]:
+def features(data: Any, backbone: str, image_size: int, weights: Any) -> dict[str, np.memmap]:
     """The cached feature maps per split (computing them once, under a lock, if needed)."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -144,7 +146,7 @@ def head_model(params: dict[str, Any], feature_shape: tuple[int, ...], spec: Any
 _loaded: dict[str, Any] = {}
 
 
-def _float32(entry_key: str, feats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _float32(entry_key: str, feats: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if _loaded.get("key") != entry_key:
         _loaded.clear()
         _loaded.update(
@@ -160,12 +162,12 @@ def head_trial(
 ) -> tuple[Any, FitInputs, FitInputs] | None:
     """``(head model, train, val)`` on cached features when the trial allows it, else None."""
     opts = data.spec.options
-    if not cacheable(params, opts) or not hasattr(data, "paths"):
+    if not cacheable(params, opts) or not isinstance(data, FileData):
         return None
     size = int(opts.get("image_size", data.spec.input_shape[0]))
     weights = opts.get("weights", "imagenet")
     feats = features(data, backbone, size, weights)
-    x_train, x_val = _float32(str(Path(feats["train"].filename).parent), feats)
+    x_train, x_val = _float32(str(Path(str(feats["train"].filename)).parent), feats)
     bs = int(params["batch_size"])
     train = FitInputs(x=x_train, y=data.labels("train"), batch_size=bs)
     val = FitInputs(x=x_val, y=data.labels("val"), batch_size=bs)

@@ -12,6 +12,7 @@ With the full data set the official 10,000 test images are the test set and the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import gzip
 from pathlib import Path
 import struct
@@ -19,6 +20,7 @@ import struct
 import numpy as np
 
 from ._base import ArrayData
+from ._base import OptionValue
 from ._base import TaskError
 from ._base import seeded_split
 
@@ -108,7 +110,9 @@ def _full(x_tr, y_tr, x_te, y_te, seed, source):  # type: ignore[no-untyped-def]
     return splits, desc
 
 
-def load(data_dir: str | None, *, seed: int, channels: bool, options: dict | None = None) -> ArrayData:
+def load(
+    data_dir: str | None, *, seed: int, channels: bool, options: Mapping[str, OptionValue] | None = None
+) -> ArrayData:
     splits, desc = load_arrays(data_dir, seed=seed)
 
     def prep(x: np.ndarray) -> np.ndarray:

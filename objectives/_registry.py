@@ -1,13 +1,25 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 import importlib
+from importlib.metadata import EntryPoint
 from importlib.metadata import entry_points
 import importlib.util
+import inspect
 from types import ModuleType
-from typing import Any
 
+from ._base import HOOK_KEYWORDS
+from ._base import OptionValue
+from ._base import Params
+from ._base import ParamValue
+from ._base import Task
 from ._base import TaskError
+from ._base import TaskOption
+from ._base import resolve_options
+from ._base import task_option_specs
+from ._space import record
+from ._space import validate_against_space
 
 # Built-in tasks: name -> module. Descriptions live in the modules, which import Keras lazily.
 _BUILTIN = {
@@ -20,24 +32,62 @@ _BUILTIN = {
     "digits": "hpsearch.objectives.digits",
 }
 _ENTRY_POINT_GROUP = "hpsearch.tasks"
-_REQUIRED = ("load_data", "search_space", "build_model")
+_REQUIRED_CALLABLES = ("load_data", "search_space", "build_model")
+_OPTIONAL_CALLABLES = ("fit_inputs", "search_model")
 
 
-def _plugin_entry_points() -> dict[str, Any]:
+def _plugin_entry_points() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=_ENTRY_POINT_GROUP)}
 
 
-def _check_contract(obj: Any, ref: str) -> Any:
-    missing = [a for a in _REQUIRED if not callable(getattr(obj, a, None))]
-    if missing:
+def _keywords_missing(fn: Callable[..., object], keywords: tuple[str, ...]) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: cannot tell, trust it
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return [k for k in keywords if k not in params or params[k].kind is inspect.Parameter.POSITIONAL_ONLY]
+
+
+def contract_problems(obj: object) -> list[str]:
+    """What ``obj`` lacks to be a ``Task`` (and what its optional hooks get wrong); [] if nothing."""
+    problems = []
+    for attr in ("name", "description"):
+        if not isinstance(getattr(obj, attr, None), str):
+            problems.append(f"{attr} (a str)")
+    baselines = getattr(obj, "baselines", None)
+    if not isinstance(baselines, list) or not all(isinstance(b, dict) for b in baselines):
+        problems.append("baselines (a list of params dicts; [] for none)")
+    for attr in (*_REQUIRED_CALLABLES, *_OPTIONAL_CALLABLES):
+        if attr not in _REQUIRED_CALLABLES and not hasattr(obj, attr):
+            continue
+        fn = getattr(obj, attr, None)
+        if not callable(fn):
+            problems.append(f"{attr}() (a function)")
+            continue
+        missing = _keywords_missing(fn, HOOK_KEYWORDS[attr])
+        if missing:
+            problems.append(f"{attr}() keyword argument(s) {', '.join(missing)}")
+    options = getattr(obj, "options", None)
+    if options is not None and not (
+        isinstance(options, Mapping) and all(isinstance(o, TaskOption) for o in options.values())
+    ):
+        problems.append("options (a dict of name -> TaskOption)")
+    return problems
+
+
+def _check_contract(obj: object, ref: str) -> Task:
+    problems = contract_problems(obj)
+    if problems or not isinstance(obj, Task):
         raise TaskError(
-            f"task {ref!r} does not follow the task contract: missing {', '.join(missing)} "
-            "(see objectives/_base.py or README 'Your own task')"
+            f"task {ref!r} does not follow the task contract (hpsearch.objectives.Task): "
+            f"missing or wrong {'; '.join(problems) or 'attributes'} (see README 'Your own task')"
         )
     return obj
 
 
-def _load_ref(ref: str) -> Any:
+def _load_ref(ref: str) -> object:
     module_name, _, attr = ref.partition(":")
     try:
         module: ModuleType = importlib.import_module(module_name)
@@ -47,7 +97,7 @@ def _load_ref(ref: str) -> Any:
         ) from None
     if not attr:
         return module
-    obj: Any = module
+    obj: object = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -56,7 +106,7 @@ def _load_ref(ref: str) -> Any:
     return obj
 
 
-def get_task(name: str) -> Any:
+def get_task(name: str) -> Task:
     """The task object for a built-in name, an installed plug-in, or ``package.module[:attr]``."""
     if name in _BUILTIN:
         return _check_contract(importlib.import_module(_BUILTIN[name]), name)
@@ -87,74 +137,17 @@ def list_tasks() -> list[tuple[str, str]]:
     return out
 
 
-def task_options(task: Any, given: Mapping[str, Any]) -> dict[str, Any]:
+def task_options(task: Task, given: Mapping[str, object]) -> dict[str, OptionValue]:
     """Resolve a task's options (defaults + given), rejecting unknown ones and bad choices."""
-    declared = dict(getattr(task, "options", {}) or {})
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        names = ", ".join(sorted(declared)) or "none"
-        raise TaskError(
-            f"task {getattr(task, 'name', task)!r} has no option {', '.join(unknown)} (its options: {names})"
-        )
-    out = {}
-    for key, opt in declared.items():
-        value = given.get(key, opt.default)
-        if isinstance(value, str) and opt.parse is not str:
-            try:
-                value = opt.parse(value)
-            except (TypeError, ValueError) as e:
-                raise TaskError(f"option {key}={value!r}: {e}") from None
-        if opt.choices is not None and value not in opt.choices:
-            raise TaskError(f"option {key}={value!r}: choose one of {', '.join(map(str, opt.choices))}")
-        out[key] = value
-    return out
+    return resolve_options(task.name, task_option_specs(task), given)
 
 
-def validate_params(task: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a plain params dict against the task's search space; return it normalised.
+def validate_params(task: Task, params: Mapping[str, ParamValue]) -> Params:
+    """Check a plain params dict against the task's search space; return it as a new dict.
 
-    Reuses Optuna's ``FixedTrial``: running ``search_space`` on it names every parameter the
-    space needs for these values (conditional ones included), then each value must lie inside its
-    distribution. Raises ``TaskError`` naming the first problem.
+    Plain Python, no Optuna: ``search_space`` runs on a ``RecordingTrial`` answering from
+    ``params``, which names every parameter the space needs for these values (conditional ones
+    included); each value must lie inside its distribution. ``TaskError`` names the first problem.
     """
-    import optuna
-
-    params = dict(params)
-    trial = optuna.trial.FixedTrial(params)
-    try:
-        with _quiet_optuna():
-            task.search_space(trial)
-    except ValueError as e:
-        raise TaskError(f"params do not fit task {getattr(task, 'name', '?')!r}: {e}") from None
-    used = trial.distributions
-    extra = sorted(set(params) - set(used))
-    if extra:
-        raise TaskError(f"params not in task {getattr(task, 'name', '?')!r}'s search space: {', '.join(extra)}")
-    for key, dist in used.items():
-        value = params[key]
-        ok = True
-        try:
-            if isinstance(dist, optuna.distributions.IntDistribution):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            elif isinstance(dist, optuna.distributions.FloatDistribution):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            ok = ok and dist._contains(dist.to_internal_repr(value))
-        except (ValueError, TypeError):
-            ok = False
-        if not ok:
-            raise TaskError(f"param {key}={value!r} is outside its search space {dist}")
-    return params
-
-
-class _quiet_optuna:
-    """FixedTrial warns on out-of-range values; we turn those into errors ourselves."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._cm = warnings.catch_warnings()
-        self._cm.__enter__()
-        warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)
+    _, trial = record(task, params)
+    return validate_against_space(params, trial.space, f"task {task.name!r}")

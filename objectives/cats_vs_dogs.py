@@ -14,13 +14,25 @@ Dropout(``dropout``) -> Dense(classes, softmax); adam.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-import sys
+from typing import TYPE_CHECKING
 from typing import Any
 
 from . import _backbones
+from ._base import Data
 from ._base import DataSpec
+from ._base import FitInputs
+from ._base import OptionValue
+from ._base import Params
+from ._base import SuggestTrial
 from ._base import TaskError
+from ._base import int_option
+from ._base import resolve_options
+from ._base import str_option
+
+if TYPE_CHECKING:
+    import keras
 
 name = "cats_vs_dogs"
 description = (
@@ -30,7 +42,8 @@ description = (
 BACKBONE = "MobileNetV2"
 URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 
-options = _backbones.backbone_options(160)
+OPTIONS = _backbones.backbone_options(160)
+options = OPTIONS
 
 # The notebook's configuration: flip horizontal + rotation 0.2, frozen MobileNetV2, flatten,
 # Dense 64 relu, Dense 2; adam (Keras' default learning rate 1e-3), batch 32 (the notebook's
@@ -50,7 +63,7 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+def search_space(trial: SuggestTrial) -> Params:
     """Augmentation and fine-tuning are switched on or off as a whole, so that trials with neither
     (a sizeable share) train on cached backbone features (objectives/_feature_cache.py)."""
     params: dict[str, Any] = {"augment": trial.suggest_categorical("augment", [True, False])}
@@ -103,21 +116,22 @@ def data_root(data_dir: str | None) -> Path:
     return d
 
 
-def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
+def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None) -> Data:
     from ._images import folder_data
-    from ._registry import task_options
 
-    opts = task_options(sys.modules[__name__], options or {})
-    data = folder_data(data_root(data_dir), seed=seed, image_size=opts["image_size"], options=opts, what="cats vs dogs")
-    _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
+    opts = resolve_options(name, OPTIONS, options or {})
+    data = folder_data(
+        data_root(data_dir), seed=seed, image_size=int_option(opts, "image_size"), options=opts, what="cats vs dogs"
+    )
+    _backbones.check_weights(BACKBONE, int_option(opts, "image_size"), str_option(opts, "weights"))
     return data
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: Params, spec: DataSpec) -> keras.Model:
     return _backbones.classifier(params, spec, BACKBONE)
 
 
-def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
+def search_model(params: Params, data: Data, *, seed: int) -> tuple[keras.Model, FitInputs, FitInputs] | None:
     """Head-only training on cached backbone features when the trial allows it (else None)."""
     from ._feature_cache import head_trial
 

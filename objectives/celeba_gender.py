@@ -20,25 +20,35 @@ Dropout(``dropout``) -> Dense(2, softmax); adam, or SGD with momentum 0.9.
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Mapping
 from pathlib import Path
-import sys
+from typing import TYPE_CHECKING
 from typing import Any
 
-import numpy as np
-
 from . import _backbones
+from ._base import Data
 from ._base import DataSpec
+from ._base import FitInputs
+from ._base import OptionValue
+from ._base import Params
+from ._base import SuggestTrial
 from ._base import TaskError
 from ._base import TaskOption
+from ._base import int_option
+from ._base import resolve_options
+from ._base import str_option
+from ._celeba import ATTRIBUTE as ATTRIBUTE
+from ._celeba import SPLIT_FRACTIONS as SPLIT_FRACTIONS
+from ._celeba import celeba_splits
+
+if TYPE_CHECKING:
+    import keras
 
 name = "celeba_gender"
 description = "CelebA faces, gender (attribute Male), frozen VGG16 + dense head (CelebA notebook)"
 
 BACKBONE = "VGG16"
-ATTRIBUTE = "Male"
 CLASS_NAMES = ("female", "male")
-SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 MAX_IMAGES = 30_000  # the notebook's first 30,000 images
 
 
@@ -49,7 +59,7 @@ def _parse_max_images(text: str) -> int:
     return n
 
 
-options = {
+OPTIONS = {
     **_backbones.backbone_options(224),
     "max_images": TaskOption(
         MAX_IMAGES,
@@ -57,6 +67,7 @@ options = {
         parse=_parse_max_images,
     ),
 }
+options = OPTIONS
 
 # The notebook's configuration: frozen VGG16, flatten -> Dense 2 softmax, adam lr 1e-4, batch 64:
 # 0.933 test accuracy.
@@ -72,7 +83,7 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+def search_space(trial: SuggestTrial) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
         "batch_size": trial.suggest_int("batch_size", 8, 64, log=True),
@@ -83,124 +94,13 @@ def search_space(trial: Any) -> dict[str, Any]:
     }
 
 
-# -- CelebA's files ----------------------------------------------------------------------------
-def _find_file(root: Path, stem: str) -> Path | None:
-    for folder in (root, root / "Anno", root / "Eval"):
-        for ext in (".txt", ".csv"):
-            p = folder / (stem + ext)
-            if p.is_file():
-                return p
-    return None
-
-
-def _image_dir(root: Path) -> Path:
-    for d in (
-        root / "img_align_celeba" / "img_align_celeba",
-        root / "img_align_celeba",
-        root / "Img" / "img_align_celeba",
-    ):
-        if d.is_dir() and any(d.glob("*.jpg")):
-            return d
-    raise TaskError(
-        f"no img_align_celeba/ folder with .jpg images in {root}; extract img_align_celeba.zip there "
-        "(CelebA's aligned and cropped images)"
-    )
-
-
-def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of a CelebA list in the official whitespace format or Kaggle's CSV."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise TaskError(f"cannot read {path}: {e}; re-download it") from None
-    if path.suffix == ".csv":
-        table = [r for r in csv.reader(text.splitlines()) if r]
-        return ([c.strip() for c in table[0]], table[1:]) if table else ([], [])
-    lines = [line.split() for line in text.splitlines() if line.strip()]
-    return [], lines
-
-
-def read_attribute(path: Path, attribute: str = ATTRIBUTE) -> tuple[list[str], np.ndarray]:
-    """File names and 0/1 labels of one attribute (-1 -> 0, 1 -> 1), in file order."""
-    header, rows = _rows(path)
-    if path.suffix == ".csv":
-        names = header[1:]
-    else:
-        # official: line 1 the image count, line 2 the 40 attribute names, then one row per image
-        if len(rows) < 2:
-            raise TaskError(f"{path} is not a CelebA attribute list (too short); re-download list_attr_celeba.txt")
-        names, rows = rows[1], rows[2:]
-    if attribute not in names:
-        raise TaskError(f"{path} has no attribute {attribute!r}; re-download list_attr_celeba.txt (40 attributes)")
-    col = names.index(attribute) + 1
-    files, labels = [], []
-    for r in rows:
-        if len(r) <= col or r[col] not in ("1", "-1"):
-            raise TaskError(f"{path}: bad row {' '.join(r)[:80]!r}; re-download list_attr_celeba")
-        files.append(r[0])
-        labels.append(1 if r[col] == "1" else 0)
-    return files, np.asarray(labels, dtype="int64")
-
-
-def read_partition(path: Path) -> dict[str, int]:
-    _, rows = _rows(path)
-    out = {}
-    for r in rows:
-        if len(r) >= 2 and r[1].strip() in ("0", "1", "2"):
-            out[r[0].strip()] = int(r[1])
-    if not out:
-        raise TaskError(f"{path} has no 'image partition' rows (partition 0/1/2); re-download list_eval_partition")
-    return out
-
-
-def celeba_splits(root: Path, *, max_images: int) -> tuple[dict[str, tuple[list[str], np.ndarray]], int, str]:
-    """Per-split (paths, labels), the number of listed images missing on disk, and how it was split."""
-    attr = _find_file(root, "list_attr_celeba")
-    if attr is None:
-        raise TaskError(
-            f"no list_attr_celeba.txt or list_attr_celeba.csv in {root}; put CelebA's attribute list "
-            "(Anno/list_attr_celeba.txt) beside img_align_celeba/"
-        )
-    images = _image_dir(root)
-    files, labels = read_attribute(attr)
-    part_file = _find_file(root, "list_eval_partition")
-    names = ("train", "val", "test")
-    if part_file is not None:
-        part = read_partition(part_file)
-        caps = [round(max_images * f) for f in SPLIT_FRACTIONS] if max_images else [None] * 3
-        idx = {}
-        for k, split in enumerate(names):
-            sel = [i for i, f in enumerate(files) if part.get(f) == k]
-            idx[split] = sel[: caps[k]] if caps[k] is not None else sel
-        how = f"official partition ({part_file.name})" + (
-            f", each split's first {caps[0]}/{caps[1]}/{caps[2]}" if max_images else ""
-        )
-    else:
-        n = min(len(files), max_images) if max_images else len(files)
-        n_tr, n_va = round(n * SPLIT_FRACTIONS[0]), round(n * SPLIT_FRACTIONS[1])
-        idx = {"train": list(range(n_tr)), "val": list(range(n_tr, n_tr + n_va)), "test": list(range(n_tr + n_va, n))}
-        how = f"first {n} images of {attr.name} in order, 80/10/10"
-    splits: dict[str, tuple[list[str], np.ndarray]] = {}
-    missing = 0
-    for split in names:
-        paths = [str(images / files[i]) for i in idx[split]]
-        exists = np.asarray([Path(p).is_file() for p in paths], dtype=bool)
-        missing += int((~exists).sum())
-        sel = np.asarray(idx[split], dtype=int)[exists] if len(paths) else np.zeros(0, dtype=int)
-        splits[split] = ([p for p, e in zip(paths, exists) if e], labels[sel])
-        if not splits[split][0]:
-            raise TaskError(f"the {split} split of {root} is empty ({how}); add images or raise --option max_images")
-    return splits, missing, f"CelebA {root}: {how}"
-
-
-def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
+def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None) -> Data:
     import logging
 
     from ._images import ImageFolderData
     from ._images import check_images
-    from ._registry import task_options
 
-    opts = task_options(sys.modules[__name__], options or {})
+    opts = resolve_options(name, OPTIONS, options or {})
     if data_dir is None:
         raise TaskError(
             "celeba_gender needs --data-dir: a folder with img_align_celeba/ and list_attr_celeba.txt "
@@ -209,7 +109,7 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     root = Path(data_dir)
     if not root.is_dir():
         raise TaskError(f"data directory {root} does not exist; fix --data-dir")
-    splits, missing, how = celeba_splits(root, max_images=int(opts["max_images"]))
+    splits, missing, how = celeba_splits(root, max_images=int_option(opts, "max_images"))
     if missing:
         logging.getLogger("hpsearch").warning(
             "skipped %d image(s) listed in the attribute file but missing in %s", missing, root
@@ -221,17 +121,22 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
         f"{opts['image_size']}x{opts['image_size']}" + (f"; {missing} listed image(s) missing" if missing else "")
     )
     data = ImageFolderData(
-        splits, class_names=CLASS_NAMES, image_size=opts["image_size"], description=desc, options=opts, skipped=bad
+        splits,
+        class_names=CLASS_NAMES,
+        image_size=int_option(opts, "image_size"),
+        description=desc,
+        options=opts,
+        skipped=bad,
     )
-    _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
+    _backbones.check_weights(BACKBONE, int_option(opts, "image_size"), str_option(opts, "weights"))
     return data
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: Params, spec: DataSpec) -> keras.Model:
     return _backbones.classifier(params, spec, BACKBONE)
 
 
-def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
+def search_model(params: Params, data: Data, *, seed: int) -> tuple[keras.Model, FitInputs, FitInputs] | None:
     """The backbone is always frozen and nothing is augmented: heads train on cached VGG16 features
     (objectives/_feature_cache.py) unless the option feature_cache=off."""
     from ._feature_cache import head_trial

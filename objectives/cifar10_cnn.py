@@ -15,11 +15,19 @@ representable (``base_filters=32, filters_cap=128``); ``filters_cap=512`` never 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 from . import _cifar
 from ._base import ArrayData
 from ._base import DataSpec
+from ._base import OptionValue
+from ._base import Params
+from ._base import SuggestTrial
+
+if TYPE_CHECKING:
+    import keras
 
 name = "cifar10_cnn"
 description = (
@@ -68,7 +76,7 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+def search_space(trial: SuggestTrial) -> Params:
     params: dict[str, Any] = {}
     params["n_blocks"] = trial.suggest_int("n_blocks", 2, 4)
     params["base_filters"] = trial.suggest_int("base_filters", 16, 64, log=True)
@@ -91,11 +99,11 @@ def block_filters(params: dict[str, Any]) -> list[int]:
     return [min(int(params["base_filters"]) * 2**i, int(params["filters_cap"])) for i in range(int(params["n_blocks"]))]
 
 
-def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> ArrayData:
+def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None) -> ArrayData:
     return _cifar.load(data_dir, seed=seed, options=options)
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: dict[str, Any], spec: DataSpec) -> keras.Model:  # values: see search_space
     import keras
 
     from ._keras import compile_classifier

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 from ._base import ArrayData
 from ._base import DataSpec
+from ._base import OptionValue
+from ._base import Params
+from ._base import SuggestTrial
 from ._base import seeded_split
+
+if TYPE_CHECKING:
+    import keras
 
 name = "digits"
 description = "scikit-learn's bundled 8x8 digits (1,797 images, no download), small MLP; for demos and tests"
@@ -26,7 +34,7 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+def search_space(trial: SuggestTrial) -> Params:
     n_layers = trial.suggest_int("n_layers", 0, 2)
     params: dict[str, Any] = {"n_layers": n_layers}
     for i in range(n_layers):
@@ -40,7 +48,9 @@ def search_space(trial: Any) -> dict[str, Any]:
     return params
 
 
-def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, Any] | None = None) -> ArrayData:
+def load_data(
+    data_dir: str | None = None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None
+) -> ArrayData:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -60,7 +70,7 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     )
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: Params, spec: DataSpec) -> keras.Model:
     from ._keras import mlp_classifier  # imports Keras: lazily, so `hpsearch tasks` stays fast
 
     return mlp_classifier(params, spec)

@@ -15,23 +15,35 @@ Model: as ``cats_vs_dogs``: RandomFlip(``flip``) -> RandomRotation(``rotation``)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-import sys
+from typing import TYPE_CHECKING
 from typing import Any
 
 from . import _backbones
+from ._base import Data
 from ._base import DataSpec
+from ._base import FitInputs
+from ._base import OptionValue
+from ._base import Params
 from ._base import TaskError
 from ._base import TaskOption
+from ._base import int_option
+from ._base import resolve_options
+from ._base import str_option
 from .cats_vs_dogs import search_space as search_space  # the same space as cats_vs_dogs
+
+if TYPE_CHECKING:
+    import keras
 
 name = "image_folder"
 description = "any folder of class sub-folders, pretrained keras.applications backbone (option backbone) + head"
 
-options = {
+OPTIONS = {
     "backbone": TaskOption("MobileNetV2", "pretrained backbone", choices=tuple(_backbones.BACKBONES)),
     **_backbones.backbone_options(224),
 }
+options = OPTIONS
 
 # A sensible start (Keras' transfer-learning guide): frozen backbone, light augmentation,
 # global average pooling, dropout 0.2, linear-probe head; adam 1e-3, batch 32.
@@ -50,30 +62,29 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
+def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None) -> Data:
     from ._images import folder_data
-    from ._registry import task_options
 
-    opts = task_options(sys.modules[__name__], options or {})
+    opts = resolve_options(name, OPTIONS, options or {})
     if data_dir is None:
         raise TaskError("image_folder needs --data-dir: a folder with one sub-folder of images per class")
     data = folder_data(
         Path(data_dir),
         seed=seed,
-        image_size=opts["image_size"],
+        image_size=int_option(opts, "image_size"),
         options=opts,
         what=f"image folder ({opts['backbone']})",
     )
-    _backbones.check_weights(opts["backbone"], opts["image_size"], opts["weights"])
+    _backbones.check_weights(str_option(opts, "backbone"), int_option(opts, "image_size"), str_option(opts, "weights"))
     return data
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
-    return _backbones.classifier(params, spec, spec.options.get("backbone", "MobileNetV2"))
+def build_model(params: Params, spec: DataSpec) -> keras.Model:
+    return _backbones.classifier(params, spec, str(spec.options.get("backbone", "MobileNetV2")))
 
 
-def search_model(params: dict[str, Any], data: Any, *, seed: int) -> Any:
+def search_model(params: Params, data: Data, *, seed: int) -> tuple[keras.Model, FitInputs, FitInputs] | None:
     """Head-only training on cached backbone features when the trial allows it (else None)."""
     from ._feature_cache import head_trial
 
-    return head_trial(params, data, data.spec.options.get("backbone", "MobileNetV2"), seed=seed)
+    return head_trial(params, data, str(data.spec.options.get("backbone", "MobileNetV2")), seed=seed)

@@ -8,11 +8,19 @@ a block whose input is smaller than the kernel uses ``same`` padding (3 blocks o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 from . import _mnist
 from ._base import ArrayData
 from ._base import DataSpec
+from ._base import OptionValue
+from ._base import Params
+from ._base import SuggestTrial
+
+if TYPE_CHECKING:
+    import keras
 
 name = "mnist_cnn"
 description = "MNIST 28x28x1 digits, 1-3 conv/pool blocks + dropout + optional dense (Keras MNIST convnet notebook)"
@@ -35,7 +43,7 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+def search_space(trial: SuggestTrial) -> Params:
     n_blocks = trial.suggest_int("n_blocks", 1, 3)
     params: dict[str, Any] = {"n_blocks": n_blocks}
     for i in range(n_blocks):
@@ -49,7 +57,7 @@ def search_space(trial: Any) -> dict[str, Any]:
     return params
 
 
-def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> ArrayData:
+def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None) -> ArrayData:
     return _mnist.load(data_dir, seed=seed, channels=True, options=options)
 
 
@@ -78,7 +86,7 @@ def conv_blocks(
     return x
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: dict[str, Any], spec: DataSpec) -> keras.Model:  # values: see search_space
     import keras
 
     from ._keras import compile_classifier

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 from . import _mnist
 from ._base import ArrayData
 from ._base import DataSpec
+from ._base import OptionValue
+from ._base import Params
+from ._base import SuggestTrial
+
+if TYPE_CHECKING:
+    import keras
 
 name = "mnist_mlp"
 description = "MNIST 28x28 digits, Flatten + 0-3 Dense layers (SYDE 522 / CAP 6619 MLP notebooks)"
@@ -39,7 +47,7 @@ baselines: list[dict[str, Any]] = [
 ]
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+def search_space(trial: SuggestTrial) -> Params:
     n_layers = trial.suggest_int("n_layers", 0, 3)
     params: dict[str, Any] = {"n_layers": n_layers}
     for i in range(n_layers):
@@ -54,11 +62,11 @@ def search_space(trial: Any) -> dict[str, Any]:
     return params
 
 
-def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> ArrayData:
+def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None) -> ArrayData:
     return _mnist.load(data_dir, seed=seed, channels=False, options=options)
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: Params, spec: DataSpec) -> keras.Model:
     from ._keras import mlp_classifier  # imports Keras: lazily, so `hpsearch tasks` stays fast
 
     return mlp_classifier(params, spec)

@@ -5,7 +5,10 @@ Format ``hpsearch-params`` version 1 (JSON, or YAML with the same keys)::
     format:       "hpsearch-params"        # required
     version:      1                        # required; files of a newer version are refused
     task:         "mnist_mlp"              # required; a built-in, plug-in or package.module:attr
-    params:       {name: value, ...}       # required; checked against the task's search space
+    params:       {name: value, ...}       # required; checked against `space` (else the task's search space)
+    space:        {name: distribution}     # optional; the search space the params were drawn from, plain
+                                           # JSON: {"type": "int"|"float", "low", "high", "step", "log"}
+                                           # or {"type": "categorical", "choices": [...]}
     task_options: {name: value, ...}       # optional; e.g. {"weights": "none"}
     best_epoch:   8                        # optional; epochs `train --epochs best` runs
     max_epochs:   10                       # optional; the study's epoch budget
@@ -22,12 +25,16 @@ from importlib import metadata
 import json
 from pathlib import Path
 from typing import Any
+from typing import TypeGuard
 
 from ._errors import UsageError
 from .objectives import TaskError
 from .objectives import get_task
 from .objectives import validate_params
 from .objectives._registry import task_options
+from .objectives._space import Distribution
+from .objectives._space import check_space
+from .objectives._space import validate_against_space
 
 FORMAT = "hpsearch-params"
 VERSION = 1
@@ -58,6 +65,7 @@ def export_best(study: Any, settings: Any, *, storage_masked: str) -> dict[str, 
         "version": VERSION,
         "task": settings.task,
         "params": best.params,
+        "space": {name: plain_distribution(d) for name, d in best.distributions.items()},
         "task_options": settings.task_options,
         "best_epoch": best.user_attrs.get("best_epoch"),
         "max_epochs": settings.max_epochs,
@@ -71,6 +79,19 @@ def export_best(study: Any, settings: Any, *, storage_masked: str) -> dict[str, 
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
+
+
+def plain_distribution(dist: Any) -> Distribution:
+    """An Optuna distribution as the plain data of ``objectives/_space.py`` (no Optuna to read it)."""
+    import optuna
+
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return {"type": "categorical", "choices": list(dist.choices)}
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return {"type": "int", "low": dist.low, "high": dist.high, "step": dist.step, "log": dist.log}
+    if isinstance(dist, optuna.distributions.FloatDistribution):
+        return {"type": "float", "low": dist.low, "high": dist.high, "step": dist.step, "log": dist.log}
+    raise UsageError(f"cannot export a {type(dist).__name__}: hpsearch exports int, float and categorical params")
 
 
 def dump(doc: dict[str, Any], fmt: str) -> str:
@@ -129,11 +150,15 @@ def load_params_file(path: str) -> tuple[dict[str, Any], Any]:
     try:
         task = get_task(doc["task"])
         doc["task_options"] = task_options(task, doc.get("task_options") or {})
-        doc["params"] = validate_params(task, doc["params"])
+        if doc.get("space") is not None:  # the exported snapshot: checked in plain Python
+            space = check_space(doc["space"], path)
+            doc["params"] = validate_against_space(doc["params"], space, f"task {task.name!r}")
+        else:  # a hand-written file: the task's own search_space, on a plain-Python RecordingTrial
+            doc["params"] = validate_params(task, doc["params"])
     except TaskError as e:
         raise UsageError(f"{path}: {e}") from None
     return doc, task
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -1,6 +1,6 @@
 """Start, watch and stop local worker processes (``hpsearch run`` and ``hpsearch launch``).
 
-Each worker is ``python -c <worker_command> worker --study NAME ...`` with its GPU slot in
+Each worker is ``python -c <worker_command> worker --config JSON`` (its ``WorkerConfig``) with its GPU slot in
 ``CUDA_VISIBLE_DEVICES`` and TensorFlow memory growth on (``TF_FORCE_GPU_ALLOW_GROWTH``), so several
 workers share one GPU. The storage URL travels in the environment, never on a command line (where
 ``ps`` would show its password). Workers print one line per finished trial, prefixed with their
@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+from ._runworker import WorkerConfig
 from ._worker import emit
 
 FINAL_EXIT_CODES = (0, 2, 3)
@@ -78,14 +79,14 @@ class Launcher:
     def __init__(
         self,
         slots: list[Slot],
-        worker_args: list[str],
+        config: WorkerConfig,
         *,
         storage_url: str,
         max_restarts: int = 3,
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.slots = slots
-        self.worker_args = worker_args
+        self.config = config
         self.storage_url = storage_url
         self.max_restarts = max_restarts
         self.extra_env = extra_env or {}
@@ -107,7 +108,7 @@ class Launcher:
         return env
 
     def _start(self, slot: Slot) -> None:
-        cmd = [*worker_command(), "worker", *self.worker_args]
+        cmd = [*worker_command(), "worker", "--config", self.config.to_json()]
         # Own process group: a terminal's Ctrl-C reaches only the launcher, which stops workers in order.
         slot.proc = subprocess.Popen(cmd, env=self._env(slot), start_new_session=True)
         emit(

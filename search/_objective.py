@@ -13,6 +13,9 @@ import os
 import time
 from typing import Any
 
+from .objectives import CustomFitInputs
+from .objectives import SearchShortcut
+
 
 class Diverged(Exception):
     """The training loss became NaN or infinite."""
@@ -141,16 +144,16 @@ class TrialRunner:
         extra: dict[str, Any] = {}
         try:
             seed = self.trial_seed(trial.number)
-            search_model = getattr(self.task, "search_model", None)
-            shortcut = search_model(params, self.data, seed=seed) if search_model is not None else None
+            shortcut = (
+                self.task.search_model(params, self.data, seed=seed) if isinstance(self.task, SearchShortcut) else None
+            )
             if shortcut is not None:
                 model, train, val = shortcut
                 extra["feature_cache"] = True
             else:
                 model = self.task.build_model(params, self.data.spec)
-                fit_inputs = getattr(self.task, "fit_inputs", None)
-                if fit_inputs is not None:
-                    train, val = fit_inputs(self.data, params, seed=seed)
+                if isinstance(self.task, CustomFitInputs):
+                    train, val = self.task.fit_inputs(self.data, params, seed=seed)
                 else:
                     bs = int(params["batch_size"])
                     train = self.data.inputs("train", bs, shuffle=True, seed=seed)

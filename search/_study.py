@@ -13,9 +13,14 @@ import logging
 from typing import Any
 
 from ._errors import UsageError
+from .objectives import CustomFitInputs
+from .objectives import Task
+from .objectives import TaskError
 from .objectives import get_task
 from .objectives import validate_params
 from .objectives._registry import task_options
+from .objectives._space import record
+from .objectives._space import unsuggested_keys
 from .storage import StorageError
 from .storage import mask_url
 
@@ -59,7 +64,7 @@ class StudySettings:
         return [f"{k}: existing {b[k]!r} != requested {a[k]!r}" for k in keys if a[k] != b[k]]
 
 
-def validate_settings(s: StudySettings) -> Any:
+def validate_settings(s: StudySettings) -> Task:
     """Check everything before anything is written; return the task object."""
     if s.sampler not in SAMPLERS:
         raise UsageError(f"unknown sampler {s.sampler!r}: choose one of {', '.join(SAMPLERS)}")
@@ -74,7 +79,8 @@ def validate_settings(s: StudySettings) -> Any:
             ) from None
     task = get_task(s.task)
     task_options(task, s.task_options)
-    for i, params in enumerate(getattr(task, "baselines", []) or []):
+    check_search_space(task)
+    for i, params in enumerate(task.baselines):
         try:
             validate_params(task, params)
         except Exception as e:  # a task's own baselines must lie in its space
@@ -124,7 +130,32 @@ def all_baselines(s: StudySettings) -> list[dict[str, Any]]:
     """The task's own baselines, then the user's (``--baseline FILE``); none with ``--no-baseline``."""
     if not s.baselines:
         return []
-    return [*(getattr(get_task(s.task), "baselines", []) or []), *s.user_baselines]
+    return [*get_task(s.task).baselines, *s.user_baselines]
+
+
+def check_search_space(task: Task) -> None:
+    """A trial's params come from one place, the values ``search_space`` suggested (what export
+    writes and ``train`` builds from): a returned key it did not suggest is refused by name, and
+    without ``fit_inputs`` the params need ``batch_size``. Checked on the space's defaults and on
+    each baseline (conditional branches)."""
+    constants: set[str] = set()
+    suggested: set[str] = set()
+    for params in [None, *task.baselines]:
+        try:
+            constants.update(unsuggested_keys(task, params))
+            suggested.update(record(task, params)[1].space)
+        except TaskError:
+            continue  # a baseline outside the space is reported below, by number
+    if constants:
+        raise UsageError(
+            f"task {task.name!r}: search_space returns keys it did not suggest: {', '.join(sorted(constants))}; "
+            "return only trial.suggest_* values under their own names and put constants in build_model"
+        )
+    if not isinstance(task, CustomFitInputs) and "batch_size" not in suggested:
+        raise UsageError(
+            f"task {task.name!r}: search_space does not suggest batch_size; suggest it "
+            '(e.g. trial.suggest_categorical("batch_size", [32])) or give the task a fit_inputs hook'
+        )
 
 
 def make_sampler(s: StudySettings, worker_index: int = 0) -> Any:
@@ -135,6 +166,7 @@ def make_sampler(s: StudySettings, worker_index: int = 0) -> Any:
     seed = None if s.seed is None else s.seed * 1009 + worker_index
     if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    sampler: optuna.samplers.BaseSampler
     if s.sampler == "gp":
         sampler = optuna.samplers.GPSampler(seed=seed)
     else:
@@ -204,11 +236,11 @@ def load_study(
     )
 
 
-def describe(task: Any, s: StudySettings) -> str:
+def describe(task: Task, s: StudySettings) -> str:
     """A study note in words: the task and its search space (shown by optuna-dashboard)."""
     import inspect
 
-    lines = [f"# {s.task}", "", getattr(task, "description", "") or "", ""]
+    lines = [f"# {s.task}", "", task.description, ""]
     lines.append(
         f"Sampler **{s.sampler}**, pruner **{s.pruner}** on per-epoch validation accuracy, "
         f"at most {s.max_epochs} epochs per trial"
@@ -221,7 +253,7 @@ def describe(task: Any, s: StudySettings) -> str:
         lines += ["", "Search space (`search_space`):", "", "```python", src.rstrip(), "```"]
     except (OSError, TypeError):
         pass
-    baselines = getattr(task, "baselines", []) or []
+    baselines = task.baselines
     if s.baselines and baselines:
         lines += [
             "",
@@ -259,7 +291,7 @@ def create_study(
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     try:
         study.set_user_attr("task", s.task)
-        study.set_user_attr("description", getattr(task, "description", ""))
+        study.set_user_attr("description", task.description)
         for i, params in enumerate(all_baselines(s)):
             study.enqueue_trial(params, user_attrs={"baseline": i}, skip_if_exists=True)
         _set_note(study, task, s)
@@ -274,7 +306,7 @@ def create_study(
     return study, True
 
 
-def _set_note(study: Any, task: Any, s: StudySettings) -> None:
+def _set_note(study: Any, task: Task, s: StudySettings) -> None:
     try:
         from optuna_dashboard import save_note
     except ImportError:

@@ -47,6 +47,7 @@ def train_final(
     import keras
 
     from .objectives import ArrayData
+    from .objectives import CustomFitInputs
 
     data = task.load_data(data_dir, seed=int(doc.get("data_seed", 0)), options=doc["task_options"])
     if train_on == "train+val":
@@ -61,9 +62,8 @@ def train_final(
     params = doc["params"]
     model = task.build_model(params, data.spec)
     bs = int(params.get("batch_size", 32))
-    fit_inputs = getattr(task, "fit_inputs", None)
-    if fit_inputs is not None:
-        train, val = fit_inputs(data, params, seed=seed)
+    if isinstance(task, CustomFitInputs):
+        train, val = task.fit_inputs(data, params, seed=seed)
     else:
         train = data.inputs("train", bs, shuffle=True, seed=seed)
         val = data.inputs("val", bs)

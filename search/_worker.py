@@ -123,6 +123,11 @@ class Worker:
         self.ran = 0
 
     # -- signals -------------------------------------------------------------------------------
+    @property
+    def stop_signal(self) -> int | None:
+        """The signal (SIGTERM, SIGINT) that stopped this worker, if one did."""
+        return self._stop_signal
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signum
         if self._in_trial:

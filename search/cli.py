@@ -17,9 +17,8 @@ from typing import Any
 
 from ._errors import HpsearchError
 from ._errors import UsageError
-from ._errors import WorkerStopped
-from .objectives import TaskError
-from .storage import StorageError
+from ._runworker import WorkerConfig
+from ._runworker import run_worker
 from .storage import mask_text
 from .storage import mask_url
 from .storage import resolve_url
@@ -258,76 +257,27 @@ class WorkerCmd(Command):
     help = "pull and run trials of a study until its budget is spent"
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--study", required=True, metavar="NAME")
+        p.add_argument("--study", metavar="NAME", help="required unless --config")
         p.add_argument("--n-trials", type=positive_int, metavar="N", help="trials this worker runs at most")
         p.add_argument("--timeout", type=positive_float, metavar="S", help="start no trial after S seconds")
         p.add_argument("--data-dir", metavar="D", help="data directory (default: the study's, else download)")
         self.add_heartbeat(p)
+        p.add_argument(
+            "--config",
+            metavar="JSON",
+            help="the whole worker configuration as one JSON object, in place of the flags above "
+            "(how `run` and `launch` start their workers)",
+        )
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
-        return run_worker(args, resolve_url(args.storage))
-
-
-def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
-    """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
-    from ._objective import TrialRunner
-    from ._objective import quiet_tensorflow
-    from ._objective import set_memory_growth
-    from ._study import load_study
-    from ._study import read_settings
-    from ._worker import Worker
-    from ._worker import WorkerBudget
-    from ._worker import emit
-    from ._worker import worker_index
-    from .objectives import get_task
-    from .storage import open_storage
-
-    quiet_tensorflow()
-    _quiet_optuna()
-    storage = open_storage(url, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
-    settings = read_settings(load_study(storage, args.study, url=url))
-    task = get_task(settings.task)
-    study = load_study(storage, args.study, url=url, settings=settings, worker_index=worker_index())
-    worker_id = os.environ.get("HPSEARCH_WORKER_ID")
-    if data is None:
-        data_dir = args.data_dir or settings.data_dir
-        if data_dir is not None and not Path(data_dir).is_dir():
-            raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
-        data = task.load_data(data_dir, seed=settings.data_seed, options=settings.task_options)
-    set_memory_growth()
-    prefix = f"[{worker_id}] " if worker_id else ""
-    emit(
-        f"{prefix}worker pid {os.getpid()} study {args.study!r} task {settings.task} "
-        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}"
-    )
-    if not study.user_attrs.get("dataset"):
-        try:
-            study.set_user_attr("dataset", data.description)
-        except Exception:
-            pass
-    runner = TrialRunner(task, data, max_epochs=settings.max_epochs, seed=settings.seed)
-    backend = getattr(study._storage, "_backend", study._storage)
-    retry = getattr(backend, "get_heartbeat_stale_trial_callback", lambda: None)()
-    worker = Worker(
-        study,
-        runner,
-        cap=settings.n_trials,
-        budget=WorkerBudget(n_trials=args.n_trials, timeout=args.timeout, max_failures=args.max_failures),
-        worker_id=worker_id,
-        retry_callback=retry,
-        poll_seconds=min(5.0, max(0.5, args.grace_period / 10)),
-        sweep_seconds=args.grace_period / 4,
-    )
-    worker.install_signal_handlers()
-    n = worker.run()
-    why = (
-        f"stopped by {__import__('signal').Signals(worker._stop_signal).name}"
-        if worker._stop_signal
-        else "budget spent"
-    )
-    emit(f"{prefix}worker done: {n} trial(s) run, {why}")
-    return 0
+        if args.config is not None:
+            config = WorkerConfig.from_json(args.config)
+        elif args.study is None:
+            raise UsageError("give --study NAME (or --config JSON)")
+        else:
+            config = _worker_config(args, args.study, args.n_trials)
+        return run_worker(config, resolve_url(args.storage))
 
 
 class Run(Command):
@@ -369,37 +319,31 @@ class Run(Command):
         _quiet_optuna()
         _, created = create_study(storage, study_name, settings, url=url, exist_ok=True, compare=given)
         print(f"study {study_name!r} {'created' if created else 'reused'} in {mask_url(url)}", flush=True)
-        args.study = study_name
+        config = _worker_config(args, study_name, None)  # --n-trials is the study cap, not a worker cap
         if args.workers == 1:
-            # In-process, reusing the data loaded above; --n-trials is the study cap, not a worker cap.
+            # In-process, reusing the data loaded above.
             os.environ.setdefault("HPSEARCH_WORKER_INDEX", "0")
-            return run_worker(argparse.Namespace(**{**vars(args), "n_trials": None}), url, data=data)
+            return run_worker(config, url, data=data)
         from ._launch import Launcher
         from ._launch import plan_slots
 
         del data
-        launcher = Launcher(plan_slots([], 1, args.workers), _worker_args(args), storage_url=url)
+        launcher = Launcher(plan_slots([], 1, args.workers), config, storage_url=url)
         return launcher.run()
 
 
-def _worker_args(args: argparse.Namespace) -> list[str]:
-    out = [
-        "--study",
-        args.study,
-        "--heartbeat-interval",
-        str(args.heartbeat_interval),
-        "--grace-period",
-        str(args.grace_period),
-        "--max-failures",
-        str(args.max_failures),
-    ]
-    if getattr(args, "data_dir", None):
-        out += ["--data-dir", str(Path(args.data_dir).resolve())]
-    if getattr(args, "timeout", None):
-        out += ["--timeout", str(args.timeout)]
-    if getattr(args, "worker_n_trials", None):
-        out += ["--n-trials", str(args.worker_n_trials)]
-    return out
+def _worker_config(args: argparse.Namespace, study: str, n_trials: int | None) -> WorkerConfig:
+    """The worker flags (``add_heartbeat``, ``--timeout``, ``--data-dir``) as a ``WorkerConfig``."""
+    data_dir = getattr(args, "data_dir", None)
+    return WorkerConfig(
+        study=study,
+        n_trials=n_trials,
+        timeout=getattr(args, "timeout", None),
+        data_dir=str(Path(data_dir).resolve()) if data_dir else None,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        max_failures=args.max_failures,
+    )
 
 
 class Launch(Command):
@@ -459,7 +403,8 @@ class Launch(Command):
             + (f"GPU(s) {','.join(gpus)}" if gpus else "CPU"),
             flush=True,
         )
-        return Launcher(slots, _worker_args(args), storage_url=url, max_restarts=args.max_restarts).run()
+        config = _worker_config(args, args.study, args.worker_n_trials)
+        return Launcher(slots, config, storage_url=url, max_restarts=args.max_restarts).run()
 
 
 class Studies(Command):
@@ -728,14 +673,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = resolve_url(getattr(args, "storage", None))
         return args._command.take_action(args)
-    except (UsageError, TaskError, StorageError) as e:
-        _fail(f"hpsearch {args.command}: error: {e}", url)
-        return 2
-    except WorkerStopped as e:
-        _fail(f"hpsearch {args.command}: worker stopped: {e}", url)
-        return 3
-    except HpsearchError as e:
-        _fail(f"hpsearch {args.command}: error: {e}", url)
+    except HpsearchError as e:  # TaskError, StorageError, UsageError, WorkerStopped: each carries its code
+        _fail(f"hpsearch {args.command}: {e.label}: {e}", url)
         return e.exit_code
     except KeyboardInterrupt:
         _fail(f"hpsearch {args.command}: interrupted", url)

@@ -61,9 +61,10 @@ def sweep_stale_trials(study: Any) -> list[int]:
     from optuna.trial import TrialState
 
     backend = _backend(study)
-    if not isinstance(backend, optuna.storages.RDBStorage) or backend.get_heartbeat_interval() is None:
+    interval = backend.get_heartbeat_interval() if isinstance(backend, optuna.storages.RDBStorage) else None
+    if interval is None:
         return []
-    grace = backend.grace_period or 2 * backend.get_heartbeat_interval()
+    grace = backend.grace_period or 2 * interval
     stale = {
         tid: f"stale: no heartbeat for {grace} s (worker lost)" for tid in backend._get_stale_trial_ids(study._study_id)
     }

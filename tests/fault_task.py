@@ -17,6 +17,8 @@ from typing import Any
 from hpsearch.objectives import ArrayData
 from hpsearch.objectives import DataSpec
 from hpsearch.objectives import FitInputs
+from hpsearch.objectives import Params
+from hpsearch.objectives import SuggestTrial
 
 name = "fault_task"
 description = "test task: 300 digits, a tiny MLP, injectable faults"
@@ -29,13 +31,20 @@ def _fault(number: int) -> str:
     return faults.get(str(number), "none")
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+# How the trial now being built misbehaves. Not a param: a trial's params are only what
+# search_space suggests (hpsearch create refuses other keys), and the fault depends on the trial's
+# number, which only search_space sees. The runner calls search_space, then build_model and
+# fit_inputs, in the same process; final training (no search_space call) sees "none".
+_current_fault = "none"
+
+
+def search_space(trial: SuggestTrial) -> Params:
+    global _current_fault
+    _current_fault = _fault(trial.number)
     return {
         "units": trial.suggest_int("units", 4, 32),
         "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-1, log=True),
-        "batch_size": 32,
-        "optimizer": "adam",
-        "fault": _fault(trial.number),  # not a search parameter: how this trial misbehaves
+        "batch_size": trial.suggest_categorical("batch_size", [32]),  # a constant, suggested
     }
 
 
@@ -43,7 +52,7 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    x = (d.images[:300] / 16.0).astype("float32").reshape(300, 64)
+    x = (d.images[:300] / 16.0).astype("float32")  # (300, 8, 8): images, so train can plot them
     y = d.target[:300]
     return ArrayData(
         x_train=x[:200],
@@ -58,28 +67,28 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     )
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: Params, spec: DataSpec) -> Any:
     import keras
 
     from hpsearch.objectives._keras import compile_classifier
 
-    fault = params.get("fault", "none")
+    fault = _current_fault
     if fault == "error":
         raise ValueError("injected failure in build_model")
     inputs = keras.Input(spec.input_shape)
-    x = keras.layers.Dense(params["units"], activation="relu")(inputs)
+    x = keras.layers.Dense(params["units"], activation="relu")(keras.layers.Flatten()(inputs))
     if fault == "oom":
         x = keras.layers.Dense(2**20)(keras.layers.Dense(2**20)(x))
     if fault == "nan":
         x = keras.layers.Lambda(lambda t: t * float("nan"))(x)
     outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
-    return compile_classifier(keras.Model(inputs, outputs), params, spec.num_classes)
+    return compile_classifier(keras.Model(inputs, outputs), {**params, "optimizer": "adam"}, spec.num_classes)
 
 
-def fit_inputs(data: ArrayData, params: dict[str, Any], *, seed: int) -> tuple[FitInputs, FitInputs]:
+def fit_inputs(data: ArrayData, params: Params, *, seed: int) -> tuple[FitInputs, FitInputs]:
     bs = int(params["batch_size"])
     train, val = data.inputs("train", bs), data.inputs("val", bs)
-    if params.get("fault") != "slow":
+    if _current_fault != "slow":
         return train, val
     import keras
 

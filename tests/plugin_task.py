@@ -6,6 +6,7 @@ Run it with ``PYTHONPATH=tests hpsearch run --task plugin_task ...`` (a module i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,14 +14,17 @@ import numpy as np
 
 from hpsearch.objectives import ArrayData
 from hpsearch.objectives import DataSpec
+from hpsearch.objectives import OptionValue
+from hpsearch.objectives import Params
+from hpsearch.objectives import SuggestTrial
 
 name = "plugin_task"
 description = "digits 0 vs 1 (scikit-learn, no download), logistic regression or one hidden layer; a plug-in example"
 
-baselines: list[dict[str, Any]] = [{"units": 8, "learning_rate": 0.01, "batch_size": 16}]
+baselines: list[Params] = [{"units": 8, "learning_rate": 0.01, "batch_size": 16}]
 
 
-def search_space(trial: Any) -> dict[str, Any]:
+def search_space(trial: SuggestTrial) -> Params:
     return {
         "units": trial.suggest_int("units", 0, 32),
         "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-1, log=True),
@@ -28,7 +32,9 @@ def search_space(trial: Any) -> dict[str, Any]:
     }
 
 
-def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, Any] | None = None) -> ArrayData:
+def load_data(
+    data_dir: str | None = None, *, seed: int = 0, options: Mapping[str, OptionValue] | None = None
+) -> ArrayData:
     from sklearn.datasets import load_digits
 
     x, y = load_digits(n_class=2, return_X_y=True)  # 360 images of 0 and 1
@@ -48,7 +54,7 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     )
 
 
-def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
+def build_model(params: Params, spec: DataSpec) -> Any:  # a keras.Model
     import keras
 
     inputs = keras.Input(spec.input_shape)

@@ -95,12 +95,12 @@ def test_key_changes_with_files_size_backbone_and_weights(cats: Path, tmp_path: 
 
 def test_two_workers_at_once_compute_the_features_once(cats: Path, tmp_path: Path) -> None:
     code = (
-        "import sys; sys.path[:0] = [{root!r}, {tests!r}]\n"
-        "from objectives import get_task, _feature_cache\n"
+        "import sys; sys.path[:0] = [{tests!r}]\n"
+        "from hpsearch.objectives import get_task, _feature_cache\n"
         "t = get_task('cats_vs_dogs'); d = t.load_data({cats!r}, seed=0, options={small!r})\n"
         "import logging; logging.basicConfig(level=logging.INFO)\n"
         "f = _feature_cache.features(d, 'MobileNetV2', 32, 'none'); print('rows', f['train'].shape[0])\n"
-    ).format(root=str(ROOT), tests=str(ROOT / "tests"), cats=str(cats), small=SMALL)
+    ).format(tests=str(ROOT / "tests"), cats=str(cats), small=SMALL)
     env = {**os.environ, "HPSEARCH_CACHE_DIR": str(tmp_path / "shared-cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     procs = [
         subprocess.Popen(

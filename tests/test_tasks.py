@@ -72,9 +72,7 @@ def test_hpsearch_tasks_lists_every_task_without_tensorflow() -> None:
     assert out.returncode == 0, out.stderr
     listed = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
     assert set(ALL_TASKS) <= set(listed)
-    probe = (
-        "import sys, objectives; objectives.list_tasks(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
-    )
+    probe = "import sys, hpsearch.objectives as o; o.list_tasks(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.split() == ["False", "False"]
 
@@ -229,6 +227,22 @@ def test_task_options_are_parsed_and_checked() -> None:
         task_options(folder, {"backbone": "AlexNet"})
     with pytest.raises(TaskError, match="no option"):
         task_options(get_task("mnist_cnn"), {"weights": "none"})
+
+
+# -- learning -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "n", "epochs", "floor"),
+    [("digits", None, 3, 0.85), ("mnist_mlp", 2048, 3, 0.75), ("mnist_cnn", 1024, 2, 0.5)],
+)
+def test_baselines_learn_where_learning_is_possible(name: str, n: int | None, epochs: int, floor: float) -> None:
+    """Ten classes (chance 0.1): a few epochs of the baseline must land far above chance, so a
+    model or data pipeline that learns nothing (shuffled labels, a broken input scale) fails here."""
+    task = get_task(name)
+    data = task.load_data(None if name == "digits" else str(need(MNIST)), seed=0)
+    if n is not None:
+        data = array_slice(data, n)
+    value = run_trial(task, data, task.baselines[0], epochs=epochs)
+    assert value >= floor, f"{name}: best validation accuracy {value:.3f} after {epochs} epochs (chance 0.1)"
 
 
 # -- weights ----------------------------------------------------------------------------------

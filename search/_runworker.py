@@ -1,0 +1,116 @@
+"""A worker's composition: its configuration object and ``run_worker``, which opens the study,
+loads the data once and runs the worker loop (``_worker.Worker``) with a ``TrialRunner``.
+
+``hpsearch worker`` builds a ``WorkerConfig`` from its flags; ``hpsearch run`` (one worker
+in-process) passes one directly; ``run`` and ``launch`` hand their child workers the same object
+as one JSON argument (``worker --config JSON``), so the flags are never copied a second time.
+The storage URL is not part of it: it travels in ``$HPSEARCH_STORAGE`` (a password on a command
+line would show in ``ps``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import fields
+import json
+import os
+from pathlib import Path
+import signal
+
+from ._errors import UsageError
+from .objectives import Data
+from .storage import DEFAULT_GRACE_PERIOD
+from .storage import DEFAULT_HEARTBEAT_INTERVAL
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs besides the storage URL (the study holds the rest)."""
+
+    study: str
+    n_trials: int | None = None  # this worker's own cap (the study's cap applies as well)
+    timeout: float | None = None  # seconds; no new trial starts after it
+    data_dir: str | None = None  # default: the study's data folder
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL
+    grace_period: int = DEFAULT_GRACE_PERIOD
+    max_failures: int = 3
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerConfig:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"--config is not valid JSON ({e}); it is written by `hpsearch run`/`launch`") from None
+        names = {f.name for f in fields(cls)}
+        if not isinstance(raw, dict) or not isinstance(raw.get("study"), str) or set(raw) - names:
+            raise UsageError(
+                f"--config must be a JSON object with a string 'study' and only the keys {', '.join(sorted(names))}"
+            )
+        return cls(**raw)
+
+
+def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
+    """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
+    from ._objective import TrialRunner
+    from ._objective import quiet_tensorflow
+    from ._objective import set_memory_growth
+    from ._study import load_study
+    from ._study import read_settings
+    from ._worker import Worker
+    from ._worker import WorkerBudget
+    from ._worker import emit
+    from ._worker import worker_index
+    from .objectives import get_task
+    from .storage import open_storage
+
+    quiet_tensorflow()
+    _quiet_optuna()
+    storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period)
+    settings = read_settings(load_study(storage, config.study, url=url))
+    task = get_task(settings.task)
+    study = load_study(storage, config.study, url=url, settings=settings, worker_index=worker_index())
+    worker_id = os.environ.get("HPSEARCH_WORKER_ID")
+    if data is None:
+        data_dir = config.data_dir or settings.data_dir
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
+        data = task.load_data(data_dir, seed=settings.data_seed, options=settings.task_options)
+    set_memory_growth()
+    prefix = f"[{worker_id}] " if worker_id else ""
+    emit(
+        f"{prefix}worker pid {os.getpid()} study {config.study!r} task {settings.task} "
+        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}"
+    )
+    if not study.user_attrs.get("dataset"):
+        try:
+            study.set_user_attr("dataset", data.description)
+        except Exception:
+            pass
+    runner = TrialRunner(task, data, max_epochs=settings.max_epochs, seed=settings.seed)
+    backend = getattr(study._storage, "_backend", study._storage)
+    retry = getattr(backend, "get_heartbeat_stale_trial_callback", lambda: None)()
+    worker = Worker(
+        study,
+        runner,
+        cap=settings.n_trials,
+        budget=WorkerBudget(n_trials=config.n_trials, timeout=config.timeout, max_failures=config.max_failures),
+        worker_id=worker_id,
+        retry_callback=retry,
+        poll_seconds=min(5.0, max(0.5, config.grace_period / 10)),
+        sweep_seconds=config.grace_period / 4,
+    )
+    worker.install_signal_handlers()
+    n = worker.run()
+    why = f"stopped by {signal.Signals(worker.stop_signal).name}" if worker.stop_signal else "budget spent"
+    emit(f"{prefix}worker done: {n} trial(s) run, {why}")
+    return 0
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
