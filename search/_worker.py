@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -131,6 +130,8 @@ class Worker:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if hasattr(signal, "SIGUSR1"):  # Slurm's time-limit warning (hpsearch slurm: --signal=B:USR1@S)
+            signal.signal(signal.SIGUSR1, self._on_signal)
 
     # -- budget --------------------------------------------------------------------------------
     def _counts(self) -> dict[str, int]:
@@ -320,17 +321,10 @@ def _failure_reason(e: BaseException) -> str:
 def worker_index() -> int:
     """This worker's index, which offsets its sampler seed from the other workers' seeds.
 
-    ``hpsearch run`` and ``launch`` set ``HPSEARCH_WORKER_INDEX``; a worker started on its own
-    (another machine, a compose replica) derives one from its host name and pid, so that two such
-    workers never replay the same random start-up points.
+    The first of ``HPSEARCH_WORKER_INDEX`` (set by ``run`` and ``launch``), ``SLURM_ARRAY_TASK_ID``,
+    ``JOB_COMPLETION_INDEX`` and a hash of host name and pid (a compose replica): the one rule of
+    ``_index.resolve_worker_index``, which ``worker --worker-index`` puts first.
     """
-    text = os.environ.get("HPSEARCH_WORKER_INDEX")
-    if text is not None:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-    import socket
-    import zlib
+    from ._index import resolve_worker_index
 
-    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_000
+    return resolve_worker_index().index

@@ -247,6 +247,12 @@ class WorkerCmd(Command):
         p.add_argument("--n-trials", type=positive_int, metavar="N", help="trials this worker runs at most")
         p.add_argument("--timeout", type=positive_float, metavar="S", help="start no trial after S seconds")
         p.add_argument("--data-dir", metavar="D", help="data directory (default: the study's, else download)")
+        p.add_argument(
+            "--worker-index",
+            type=non_negative_int,
+            metavar="I",
+            help="sampler seed offset (default: $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX, else host+pid)",
+        )
         self.add_heartbeat(p)
         self.add_storage(p)
 
@@ -256,6 +262,7 @@ class WorkerCmd(Command):
 
 def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
+    from ._index import resolve_worker_index
     from ._objective import TrialRunner
     from ._objective import quiet_tensorflow
     from ._objective import set_memory_growth
@@ -264,7 +271,6 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     from ._worker import Worker
     from ._worker import WorkerBudget
     from ._worker import emit
-    from ._worker import worker_index
     from .objectives import get_task
     from .storage import open_storage
 
@@ -273,7 +279,8 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     storage = open_storage(url, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
     settings = read_settings(load_study(storage, args.study, url=url))
     task = get_task(settings.task)
-    study = load_study(storage, args.study, url=url, settings=settings, worker_index=worker_index())
+    index = resolve_worker_index(getattr(args, "worker_index", None))
+    study = load_study(storage, args.study, url=url, settings=settings, worker_index=index.index)
     worker_id = os.environ.get("HPSEARCH_WORKER_ID")
     if data is None:
         data_dir = args.data_dir or settings.data_dir
@@ -286,6 +293,7 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
         f"{prefix}worker pid {os.getpid()} study {args.study!r} task {settings.task} "
         f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}"
     )
+    emit(f"{prefix}{index.describe()}")
     if not study.user_attrs.get("dataset"):
         try:
             study.set_user_attr("dataset", data.description)
@@ -439,12 +447,40 @@ class Launch(Command):
             if not gpus or not all(g.isdigit() for g in gpus):
                 raise UsageError(f"--gpus {args.gpus!r}: give auto, none or GPU ids like 0,1")
         slots = plan_slots(gpus, args.workers_per_gpu, args.workers_per_gpu)
+        from ._index import resolve_worker_index
+
+        base = resolve_worker_index()  # under Slurm or Kubernetes: this launcher's own index
+        if base.scheduler is not None or base.source == "HPSEARCH_WORKER_INDEX":
+            print(f"[launch] {base.describe()}: worker indices offset by it", flush=True)
         print(
             f"[launch] study {args.study!r}: {len(slots)} worker(s) on "
             + (f"GPU(s) {','.join(gpus)}" if gpus else "CPU"),
             flush=True,
         )
-        return Launcher(slots, _worker_args(args), storage_url=url, max_restarts=args.max_restarts).run()
+        return Launcher(
+            slots,
+            _worker_args(args),
+            storage_url=url,
+            max_restarts=args.max_restarts,
+            base_index=base.index if base.source != "host+pid" else 0,
+        ).run()
+
+
+class Slurm(Command):
+    name = "slurm"
+    help = "write (and with --submit, submit) an sbatch job array of workers for a study"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        from ._slurm import add_arguments
+
+        add_arguments(p)
+        self.add_heartbeat(p)
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from ._slurm import take_action
+
+        return take_action(args)
 
 
 class Studies(Command):
@@ -678,6 +714,7 @@ COMMANDS: list[type[Command]] = [
     WorkerCmd,
     Run,
     Launch,
+    Slurm,
     Studies,
     Status,
     Export,
