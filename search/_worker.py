@@ -123,6 +123,10 @@ class Worker:
 
     # -- signals -------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
+        # Only the first signal interrupts: a second one (Slurm sends USR1, then TERM at the time
+        # limit, often together) must not break into the FAIL + re-enqueue of the first.
+        if self._stop_signal is not None:
+            return
         self._stop_signal = signum
         if self._in_trial:
             raise _Interrupted(signum)

@@ -3,8 +3,8 @@
 Debian's ``slurm-wlm`` and ``munge`` (``.ci/run`` installs them). The configuration is the
 smallest that runs jobs in a container without systemd or cgroups: ``proctrack/linuxproc``,
 ``task/none``, no accounting, ``select/cons_tres`` by CPU, one node with the CPU count and memory
-``slurmd -C`` reports, and a partition that lets two one-CPU tasks share each CPU (four workers on
-two cores). Everything lives in a temporary folder with its own ports; what this module starts it
+``slurmd -C`` reports and four stand-in GPUs (``gres.conf``), and a partition that lets two
+one-CPU tasks share each CPU (four workers on two cores). Everything lives in a temporary folder with its own ports; what this module starts it
 stops, by pid.
 
 ``HPSEARCH_TEST_SLURM_CONF=/path/slurm.conf`` uses a cluster that is already up instead.
@@ -25,6 +25,9 @@ import time
 
 import pytest
 
+# Stand-in GPUs: Slurm's gres/gpu plugin needs one device file per GPU; without cgroups it only
+# hands them out and sets CUDA_VISIBLE_DEVICES (TensorFlow then finds no GPU and runs on the CPU).
+STAND_IN_GPUS = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "squeue", "scancel", "sinfo")
 
 
@@ -87,13 +90,15 @@ def _node_line() -> str:
         for w in line.split()[1:]
         if w.split("=")[0] in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore", "RealMemory")
     ]
-    return " ".join(["NodeName=localhost", "NodeAddr=127.0.0.1", *keep, "State=UNKNOWN"])
+    gres = f"Gres=gpu:{len(STAND_IN_GPUS)}"
+    return " ".join(["NodeName=localhost", "NodeAddr=127.0.0.1", *keep, gres, "State=UNKNOWN"])
 
 
 def write_conf(folder: Path) -> Path:
     for sub in ("state", "spool", "log"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     conf = folder / "slurm.conf"
+    (folder / "gres.conf").write_text("".join(f"NodeName=localhost Name=gpu File={f}\n" for f in STAND_IN_GPUS))
     conf.write_text(
         f"""# hpsearch test cluster: one node, no cgroups, no accounting
 ClusterName=hpsearch-test
@@ -121,6 +126,7 @@ MpiDefault=none
 ReturnToService=2
 KillWait=10
 MinJobAge=3600
+GresTypes=gpu
 {_node_line()}
 # each CPU is shared by at most 2 one-CPU tasks: 4 workers on a 2-core machine, never more
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:2

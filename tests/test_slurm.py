@@ -121,6 +121,23 @@ def test_missing_study_is_refused(pg_url: str, tmp_path: Path) -> None:
 
 
 # -- the worker's side of --signal=B:USR1@S -------------------------------------------------------------
+def test_only_the_first_signal_interrupts() -> None:
+    """At the time limit Slurm sends USR1 and TERM in one pass; the second must not break into the
+    first one's FAIL + re-enqueue (seen on the real cluster: the trial was left RUNNING)."""
+    from hpsearch._worker import Worker
+    from hpsearch._worker import WorkerBudget
+
+    w = Worker(None, None, cap=None, budget=WorkerBudget())
+    w._in_trial = True
+    with pytest.raises(KeyboardInterrupt, match="SIGUSR1"):
+        w._on_signal(signal.SIGUSR1, None)
+    try:
+        w._on_signal(signal.SIGTERM, None)  # still in the trial's clean-up: no second interrupt
+    except KeyboardInterrupt:
+        pytest.fail("a second signal interrupted the first one's clean-up")
+    assert w._stop_signal == signal.SIGUSR1
+
+
 def test_sigusr1_mid_trial_fails_and_requeues_the_trial_and_exits_0(tmp_path: Path, study_name: str) -> None:
     url = f"sqlite:///{tmp_path / 'u.db'}"
     create(url, study_name, tmp_path, "--n-trials", "2")
@@ -161,7 +178,7 @@ def test_slurm_array_on_postgres_survives_scancel_and_a_time_limit(
     )  # fmt: skip
     script = tmp_path / "workers.sbatch"
     out = hpsearch(
-        "slurm", "--study", study_name, "--workers", "4", "--gpus-per-worker", "0", "--cpus-per-worker", "1",
+        "slurm", "--study", study_name, "--workers", "4", "--gpus-per-worker", "1", "--cpus-per-worker", "1",
         "--time", "10", "--signal-lead", "30", "--log-dir", str(tmp_path), "-o", str(script), "--submit",
         cwd=tmp_path, env=env,
     )  # fmt: skip
@@ -189,9 +206,12 @@ def test_slurm_array_on_postgres_survives_scancel_and_a_time_limit(
     t_done = time.monotonic() - t_start
 
     logs = {i: (tmp_path / f"hpsearch-{study_name}-{job}_{i}.out").read_text() for i in range(4)}
+    gpus = set()
     for i, log in logs.items():
         assert f"worker index {i} from Slurm (SLURM_ARRAY_TASK_ID)" in log, log
         assert SECRET not in log
+        gpus.add(re.search(r"CUDA_VISIBLE_DEVICES=(\S*);", log).group(1))  # type: ignore[union-attr]
+    assert gpus == {"0", "1", "2", "3"}  # --gres=gpu:1: one (stand-in) GPU per task, set by Slurm
     assert "stopped by SIGTERM" in logs[1], logs[1]
     assert "stopped by SIGUSR1" in logs[2], logs[2]
     assert "budget spent" in logs[0] and "budget spent" in logs[3]
