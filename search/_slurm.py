@@ -48,14 +48,15 @@ def time_limit_seconds(text: str) -> int:
         raise UsageError(
             f"--time {text!r} is not a Slurm time limit; use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
         )
-    d, a, b, c = (int(x) if x is not None else None for x in m.group("d", "a", "b", "c"))
+    d, a, b, c = m.group("d", "a", "b", "c")
+    n = [int(x) if x is not None else 0 for x in (d, a, b, c)]
     if d is not None:  # D-H[:M[:S]]
-        return ((d * 24 + (a or 0)) * 60 + (b or 0)) * 60 + (c or 0)
+        return ((n[0] * 24 + n[1]) * 60 + n[2]) * 60 + n[3]
     if c is not None:  # H:M:S
-        return (a * 60 + (b or 0)) * 60 + c
+        return (n[1] * 60 + n[2]) * 60 + n[3]
     if b is not None:  # M:S
-        return a * 60 + b
-    return a * 60  # M
+        return n[1] * 60 + n[2]
+    return n[1] * 60  # M
 
 
 def default_hpsearch() -> str:

@@ -265,7 +265,14 @@ class Worker:
                 self._set_reason(trial, f"interrupted by {e}; re-enqueued")
             except Exception as e:
                 state = TrialState.FAIL
-                self._set_reason(trial, _failure_reason(e))
+                if self._stop_signal is not None:
+                    # The signal's exception raised inside an import or TensorFlow's C++ comes back
+                    # as another one (SystemError: "__import__ returned a result with an exception
+                    # set", seen under Slurm): still an interruption, to re-enqueue.
+                    interrupted = _Interrupted(self._stop_signal)
+                    self._set_reason(trial, f"interrupted by {interrupted}; re-enqueued")
+                else:
+                    self._set_reason(trial, _failure_reason(e))
                 _logger.debug("trial %d failed:\n%s", trial.number, traceback.format_exc())
             finally:
                 self._in_trial = False
