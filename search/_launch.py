@@ -84,12 +84,14 @@ class Launcher:
         storage_url: str,
         max_restarts: int = 3,
         extra_env: dict[str, str] | None = None,
+        base_index: int = 0,
     ) -> None:
         self.slots = slots
         self.config = config
         self.storage_url = storage_url
         self.max_restarts = max_restarts
         self.extra_env = extra_env or {}
+        self.base_index = base_index  # this launcher's own index under a scheduler (search/_index.py)
         self._stopping = False
 
     def _env(self, slot: Slot) -> dict[str, str]:
@@ -98,7 +100,11 @@ class Launcher:
         env["HPSEARCH_STORAGE"] = self.storage_url
         # A restarted worker gets a new index, hence a new sampler seed: the same seed would replay
         # the random start-up points its predecessor already proposed.
-        env["HPSEARCH_WORKER_INDEX"] = str(slot.index + slot.restarts * len(self.slots))
+        from ._index import launch_slot_index
+
+        env["HPSEARCH_WORKER_INDEX"] = str(
+            launch_slot_index(self.base_index, slot.index, len(self.slots), slot.restarts, self.max_restarts)
+        )
         env["HPSEARCH_WORKER_ID"] = slot.worker_id
         env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -35,6 +35,7 @@ class WorkerConfig:
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL
     grace_period: int = DEFAULT_GRACE_PERIOD
     max_failures: int = 3
+    worker_index: int | None = None  # `worker --worker-index`; else the scheduler's (search/_index.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -55,6 +56,7 @@ class WorkerConfig:
 
 def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
     """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
+    from ._index import resolve_worker_index
     from ._objective import TrialRunner
     from ._objective import quiet_tensorflow
     from ._objective import set_memory_growth
@@ -63,7 +65,6 @@ def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
     from ._worker import Worker
     from ._worker import WorkerBudget
     from ._worker import emit
-    from ._worker import worker_index
     from .objectives import get_task
     from .storage import open_storage
 
@@ -72,7 +73,8 @@ def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
     storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period)
     settings = read_settings(load_study(storage, config.study, url=url))
     task = get_task(settings.task)
-    study = load_study(storage, config.study, url=url, settings=settings, worker_index=worker_index())
+    index = resolve_worker_index(config.worker_index)
+    study = load_study(storage, config.study, url=url, settings=settings, worker_index=index.index)
     worker_id = os.environ.get("HPSEARCH_WORKER_ID")
     if data is None:
         data_dir = config.data_dir or settings.data_dir
@@ -85,6 +87,7 @@ def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
         f"{prefix}worker pid {os.getpid()} study {config.study!r} task {settings.task} "
         f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}"
     )
+    emit(f"{prefix}{index.describe()}")
     if not study.user_attrs.get("dataset"):
         try:
             study.set_user_attr("dataset", data.description)

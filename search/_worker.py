@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -129,6 +128,10 @@ class Worker:
         return self._stop_signal
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        # Only the first signal interrupts: a second one (Slurm sends USR1, then TERM at the time
+        # limit, often together) must not break into the FAIL + re-enqueue of the first.
+        if self._stop_signal is not None:
+            return
         self._stop_signal = signum
         if self._in_trial:
             raise _Interrupted(signum)
@@ -136,6 +139,8 @@ class Worker:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if hasattr(signal, "SIGUSR1"):  # Slurm's time-limit warning (hpsearch slurm: --signal=B:USR1@S)
+            signal.signal(signal.SIGUSR1, self._on_signal)
 
     # -- budget --------------------------------------------------------------------------------
     def _counts(self) -> dict[str, int]:
@@ -265,7 +270,14 @@ class Worker:
                 self._set_reason(trial, f"interrupted by {e}; re-enqueued")
             except Exception as e:
                 state = TrialState.FAIL
-                self._set_reason(trial, _failure_reason(e))
+                if self._stop_signal is not None:
+                    # The signal's exception raised inside an import or TensorFlow's C++ comes back
+                    # as another one (SystemError: "__import__ returned a result with an exception
+                    # set", seen under Slurm): still an interruption, to re-enqueue.
+                    interrupted = _Interrupted(self._stop_signal)
+                    self._set_reason(trial, f"interrupted by {interrupted}; re-enqueued")
+                else:
+                    self._set_reason(trial, _failure_reason(e))
                 _logger.debug("trial %d failed:\n%s", trial.number, traceback.format_exc())
             finally:
                 self._in_trial = False
@@ -325,17 +337,10 @@ def _failure_reason(e: BaseException) -> str:
 def worker_index() -> int:
     """This worker's index, which offsets its sampler seed from the other workers' seeds.
 
-    ``hpsearch run`` and ``launch`` set ``HPSEARCH_WORKER_INDEX``; a worker started on its own
-    (another machine, a compose replica) derives one from its host name and pid, so that two such
-    workers never replay the same random start-up points.
+    The first of ``HPSEARCH_WORKER_INDEX`` (set by ``run`` and ``launch``), ``SLURM_ARRAY_TASK_ID``,
+    ``JOB_COMPLETION_INDEX`` and a hash of host name and pid (a compose replica): the one rule of
+    ``_index.resolve_worker_index``, which ``worker --worker-index`` puts first.
     """
-    text = os.environ.get("HPSEARCH_WORKER_INDEX")
-    if text is not None:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-    import socket
-    import zlib
+    from ._index import resolve_worker_index
 
-    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_000
+    return resolve_worker_index().index

@@ -8,6 +8,7 @@ Heavy imports (TensorFlow, Optuna) happen inside ``take_action``: ``--help`` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -261,6 +262,12 @@ class WorkerCmd(Command):
         p.add_argument("--n-trials", type=positive_int, metavar="N", help="trials this worker runs at most")
         p.add_argument("--timeout", type=positive_float, metavar="S", help="start no trial after S seconds")
         p.add_argument("--data-dir", metavar="D", help="data directory (default: the study's, else download)")
+        p.add_argument(
+            "--worker-index",
+            type=non_negative_int,
+            metavar="I",
+            help="sampler seed offset (default: $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX, else host+pid)",
+        )
         self.add_heartbeat(p)
         p.add_argument(
             "--config",
@@ -277,6 +284,8 @@ class WorkerCmd(Command):
             raise UsageError("give --study NAME (or --config JSON)")
         else:
             config = _worker_config(args, args.study, args.n_trials)
+            if args.worker_index is not None:
+                config = dataclasses.replace(config, worker_index=args.worker_index)
         return run_worker(config, resolve_url(args.storage))
 
 
@@ -398,13 +407,41 @@ class Launch(Command):
             if not gpus or not all(g.isdigit() for g in gpus):
                 raise UsageError(f"--gpus {args.gpus!r}: give auto, none or GPU ids like 0,1")
         slots = plan_slots(gpus, args.workers_per_gpu, args.workers_per_gpu)
+        from ._index import resolve_worker_index
+
+        base = resolve_worker_index()  # under Slurm or Kubernetes: this launcher's own index
+        if base.scheduler is not None or base.source == "HPSEARCH_WORKER_INDEX":
+            print(f"[launch] {base.describe()}: worker indices offset by it", flush=True)
         print(
             f"[launch] study {args.study!r}: {len(slots)} worker(s) on "
             + (f"GPU(s) {','.join(gpus)}" if gpus else "CPU"),
             flush=True,
         )
         config = _worker_config(args, args.study, args.worker_n_trials)
-        return Launcher(slots, config, storage_url=url, max_restarts=args.max_restarts).run()
+        return Launcher(
+            slots,
+            config,
+            storage_url=url,
+            max_restarts=args.max_restarts,
+            base_index=base.index if base.source != "host+pid" else 0,
+        ).run()
+
+
+class Slurm(Command):
+    name = "slurm"
+    help = "write (and with --submit, submit) an sbatch job array of workers for a study"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        from ._slurm import add_arguments
+
+        add_arguments(p)
+        self.add_heartbeat(p)
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from ._slurm import take_action
+
+        return take_action(args)
 
 
 class Studies(Command):
@@ -638,6 +675,7 @@ COMMANDS: list[type[Command]] = [
     WorkerCmd,
     Run,
     Launch,
+    Slurm,
     Studies,
     Status,
     Export,
