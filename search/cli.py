@@ -15,6 +15,7 @@ from pathlib import Path
 import sys
 from typing import Any
 
+from ._checks import check_args
 from ._errors import HpsearchError
 from ._errors import UsageError
 from ._errors import WorkerStopped
@@ -55,6 +56,13 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not v > 0:
         raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return v
+
+
+def port_number(text: str) -> int:
+    v = positive_int(text)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (1-65535)")
     return v
 
 
@@ -256,6 +264,7 @@ class WorkerCmd(Command):
 
 def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
+    from ._heartbeat import reconcile_with_study
     from ._objective import TrialRunner
     from ._objective import quiet_tensorflow
     from ._objective import set_memory_growth
@@ -264,6 +273,7 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     from ._worker import Worker
     from ._worker import WorkerBudget
     from ._worker import emit
+    from ._worker import hard_exit
     from ._worker import worker_index
     from .objectives import get_task
     from .storage import open_storage
@@ -274,6 +284,7 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     settings = read_settings(load_study(storage, args.study, url=url))
     task = get_task(settings.task)
     study = load_study(storage, args.study, url=url, settings=settings, worker_index=worker_index())
+    reconcile_with_study(study, args.heartbeat_interval, args.grace_period)  # exit 2 if it clashes
     worker_id = os.environ.get("HPSEARCH_WORKER_ID")
     if data is None:
         data_dir = args.data_dir or settings.data_dir
@@ -312,6 +323,8 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
         else "budget spent"
     )
     emit(f"{prefix}worker done: {n} trial(s) run, {why}")
+    if worker._stop_signal:
+        hard_exit(0)  # study writes done; skip an interpreter shutdown that tf.data can deadlock
     return 0
 
 
@@ -363,7 +376,7 @@ class Run(Command):
         from ._launch import plan_slots
 
         del data
-        launcher = Launcher(plan_slots([], 1, args.workers), _worker_args(args), storage_url=url)
+        launcher = Launcher(plan_slots([], 1, args.workers), _worker_args(args), storage_url=args.storage)
         return launcher.run()
 
 
@@ -444,7 +457,7 @@ class Launch(Command):
             + (f"GPU(s) {','.join(gpus)}" if gpus else "CPU"),
             flush=True,
         )
-        return Launcher(slots, _worker_args(args), storage_url=url, max_restarts=args.max_restarts).run()
+        return Launcher(slots, _worker_args(args), storage_url=args.storage, max_restarts=args.max_restarts).run()
 
 
 class Studies(Command):
@@ -455,10 +468,12 @@ class Studies(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        from ._claim import split_surplus
+
         storage, url = _open(args)
         rows = []
         for fs in storage.get_all_studies():
-            trials = storage.get_all_trials(fs._study_id, deepcopy=False)
+            trials, _ = split_surplus(storage.get_all_trials(fs._study_id, deepcopy=False))
             counts: dict[str, int] = {}
             for t in trials:
                 counts[t.state.name] = counts.get(t.state.name, 0) + 1
@@ -488,17 +503,20 @@ class Status(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        from ._claim import split_surplus
         from ._study import load_study
         from ._worker import trial_note
 
         storage, url = _open(args)
         study = load_study(storage, args.study, url=url)
-        trials = study.get_trials(deepcopy=False)
+        trials, surplus = split_surplus(study.get_trials(deepcopy=False))
         counts: dict[str, int] = {}
         for t in trials:
             counts[t.state.name] = counts.get(t.state.name, 0) + 1
         print(f"study {args.study!r} ({study.user_attrs.get('task', '?')}) in {mask_url(url)}")
         print("trials: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+        if surplus:
+            print(f"({len(surplus)} surplus trial(s) beyond the study cap, never run, left out)")
         complete = [t for t in trials if t.state.name == "COMPLETE"]
         if complete:
             best = study.best_trial
@@ -531,6 +549,7 @@ class Export(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from ._export import dump
         from ._export import export_best
+        from ._export import write_output
         from ._study import load_study
         from ._study import read_settings
 
@@ -540,7 +559,7 @@ class Export(Command):
         fmt = args.format or ("yaml" if args.output and args.output.endswith((".yaml", ".yml")) else "json")
         text = dump(doc, fmt)
         if args.output:
-            Path(args.output).write_text(text)
+            write_output(args.output, text)
             print(f"trial {doc['trial']} (value {doc['value']:.4f}, best epoch {doc['best_epoch']}) -> {args.output}")
         else:
             sys.stdout.write(text)
@@ -592,15 +611,23 @@ class Train(Command):
         )
         p.add_argument("--train-on", choices=("train", "train+val"), default="train")
         p.add_argument("--seed", type=non_negative_int, default=0)
+        p.add_argument(
+            "--allow-module",
+            action="store_true",
+            help="let the params file's task name a module to import (package.module[:attr] on PYTHONPATH); "
+            "without it only built-in and installed plug-in tasks are used",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         from ._export import load_params_file
         from ._objective import quiet_tensorflow
+        from ._train import check_output_dir
         from ._train import resolve_epochs
         from ._train import train_final
 
-        doc, task = load_params_file(args.params)
+        doc, task = load_params_file(args.params, allow_module=args.allow_module)
         epochs = resolve_epochs(doc, args.epochs)
+        check_output_dir(args.out)
         data_dir = args.data_dir or doc.get("data_dir")  # the study's own data folder by default
         if data_dir is not None and not Path(data_dir).is_dir():
             raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
@@ -621,7 +648,7 @@ class Dashboard(Command):
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=positive_int, default=8080)
+        p.add_argument("--port", type=port_number, default=8080)
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -651,7 +678,7 @@ class Proxy(Command):
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=positive_int, default=13000)
+        p.add_argument("--port", type=port_number, default=13000)
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -712,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     url = None
     try:
         url = resolve_url(getattr(args, "storage", None))
+        check_args(args)  # before anything is opened: heartbeat pair, study name
         return args._command.take_action(args)
     except (UsageError, TaskError, StorageError) as e:
         _fail(f"hpsearch {args.command}: error: {e}", url)
