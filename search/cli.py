@@ -576,6 +576,7 @@ class Report(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        from ._claim import split_surplus
         from ._report import build_report
         from ._study import load_study
         from ._study import read_settings
@@ -590,7 +591,7 @@ class Report(Command):
         out.write_text(html, encoding="utf-8")
         print(
             f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB) for study {args.study!r} in {mask_url(url)}: "
-            f"{len(study.get_trials(deepcopy=False))} trials; {savings.sentence()}"
+            f"{len(split_surplus(study.get_trials(deepcopy=False))[0])} trials; {savings.sentence()}"
         )
         return 0
 
