@@ -272,7 +272,7 @@ def test_sigterm_of_a_retry_trial_requeues_it(tmp_path: Path, study_name: str) -
     """Optuna's retry callback allows one retry; an interruption is no failure and re-enqueues anyway."""
     url = f"sqlite:///{tmp_path / 'r.db'}"
     create(url, study_name, tmp_path, "--n-trials", "2")
-    slow = {"HPSEARCH_TEST_FAULTS": "0:slow,1:slow", "HPSEARCH_TEST_SLOW_SECONDS": "1"}
+    slow = {"HPSEARCH_TEST_FAULTS": "0:slow,1:slow", "HPSEARCH_TEST_SLOW_SECONDS": "3"}  # 18 s per trial
     for number in (0, 1):  # trial 0, then its retry (trial 1), each interrupted mid-trial
         w = start_worker(url, study_name, tmp_path, **slow)
         study = load(url, study_name)
@@ -299,6 +299,8 @@ def _interrupt(url: str, study_name: str, tmp_path: Path, signals: list[int], ga
     time.sleep(1.0)  # inside model.fit, on the generator's batches
     t0 = time.monotonic()
     for s in signals:
+        if w.poll() is not None:
+            break  # already gone: its clean-up was done
         w.send_signal(s)
         time.sleep(gap)
     try:
@@ -329,10 +331,18 @@ def _generator_study(tmp_path: Path, study_name: str) -> str:
     return url
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c-twice", "sigterm-twice"])
-def test_a_second_signal_50_ms_later_does_not_abort_the_clean_up(sig: int, tmp_path: Path, study_name: str) -> None:
+@pytest.mark.parametrize(
+    ("sig", "count", "gap"),
+    [(signal.SIGINT, 2, 0.05), (signal.SIGTERM, 2, 0.05), (signal.SIGINT, 200, 0.01)],
+    ids=["ctrl-c-twice", "sigterm-twice", "ctrl-c-burst"],
+)
+def test_a_second_signal_50_ms_later_does_not_abort_the_clean_up(
+    sig: int, count: int, gap: float, tmp_path: Path, study_name: str
+) -> None:
+    """The burst (a signal every 10 ms until the worker is gone) is sure to land inside the clean-up
+    (writing the FAIL and the re-enqueue), where a second raise used to escape: exit 130, trial RUNNING."""
     url = _generator_study(tmp_path, study_name)
-    seconds, out = _interrupt(url, study_name, tmp_path, [sig, sig], gap=0.05)
+    seconds, out = _interrupt(url, study_name, tmp_path, [sig] * count, gap=gap)
     assert seconds < 20, seconds
     trials = load(url, study_name).get_trials()
     assert [t.state.name for t in trials] == ["FAIL", "WAITING"], out
