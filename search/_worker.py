@@ -141,6 +141,34 @@ class Worker:
         if self._in_trial:
             raise _Interrupted(signum)
 
+    def check_stop(self) -> None:
+        """Raise the interruption if a signal came during the trial (called between batches).
+
+        The handler's own raise lands wherever the main thread is when Python runs it: inside a
+        weakref callback run by the garbage collector, for one, which Python prints and ignores,
+        and training went on (a generator-fed trial then ran to its end, or hung). This check,
+        from a Keras callback after every batch, ends the trial whatever became of that raise.
+        """
+        if self._stop_signal is not None and self._in_trial:
+            raise _Interrupted(self._stop_signal)
+
+    def _stop_callback(self) -> Any:
+        import keras
+
+        worker = self
+
+        class _StopOnSignal(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                worker.check_stop()
+
+            def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+                worker.check_stop()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                worker.check_stop()
+
+        return _StopOnSignal()
+
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -198,6 +226,8 @@ class Worker:
 
         deadline = None if self.budget.timeout is None else time.monotonic() + self.budget.timeout
         failures = 0
+        if isinstance(getattr(self.runner, "callbacks", None), list):
+            self.runner.callbacks.append(self._stop_callback())
         self._sweep(force=True)
         while True:
             if self.budget.n_trials is not None and self.ran >= self.budget.n_trials:
