@@ -5,6 +5,7 @@ Real servers and real worker processes (tests/fault_task.py, tests/generator_tas
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import signal
 import subprocess
@@ -369,3 +370,122 @@ def test_sigterm_of_a_generator_fed_trial_three_times(tmp_path: Path, study_name
         seconds, out = _interrupt(url, study_name, tmp_path, [signal.SIGTERM], gap=0)
         assert seconds < 20 and "worker done" in out, (seconds, out)
     assert states(load(url, study_name)) == {"FAIL": 3, "WAITING": 1}
+
+
+# -- bad input: one line, exit 2, nothing written ---------------------------------------------------
+def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from hpsearch.cli import main
+
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse's own errors
+        rc = int(e.code or 0)
+    err = capsys.readouterr().err
+    return rc, err
+
+
+def _params_file(tmp_path: Path, **change: object) -> Path:
+    import json
+
+    from test_train import GOOD
+
+    doc = {**GOOD, **change}
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("export into a missing folder", "does not exist; create it or fix -o"),
+        ("train --out under a file", "lies under"),
+        ("dashboard --port 70000", "70000 is not a TCP port"),
+        ("proxy --port 70000", "70000 is not a TCP port"),
+        ("URL with a non-numeric port", "has port 'abc'"),
+        ("10,000-character study name", "10000 characters long, more than 512"),
+        ("empty study name", "the study name is empty"),
+        ("--max-epochs 1000000000", "--max-epochs 1000000000 is out of range: give 1 to 10000"),
+        ("best_epoch 10**12", "'best_epoch' is 1000000000000, more than 10000"),
+        ("train --epochs 10**9", "--epochs 1000000000 is more than 10000"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    case: str, needle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for k in list(os.environ):
+        if k.startswith("HPSEARCH_"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "hpsearch.db"
+    if case == "export into a missing folder":
+        url = f"sqlite:///{db}"
+        study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+        study.set_user_attr("settings", {"task": "digits"})
+        study.add_trial(optuna.create_trial(value=0.5))
+        args = ["export", "--study", "s", "-o", str(tmp_path / "missing" / "best.json")]
+    elif case == "train --out under a file":
+        (tmp_path / "afile").write_text("x")
+        args = ["train", "--params", str(_params_file(tmp_path)), "--out", str(tmp_path / "afile" / "final")]
+    elif case.startswith(("dashboard", "proxy")):
+        args = [case.split()[0], "--port", "70000"]
+    elif case == "URL with a non-numeric port":
+        args = ["status", "--study", "s", "--storage", "postgresql+psycopg2://u:pw@127.0.0.1:abc/db"]
+    elif case == "10,000-character study name":
+        args = ["create", "--task", "digits", "--study", "x" * 10_000]
+    elif case == "empty study name":
+        args = ["create", "--task", "digits", "--study", ""]
+    elif case == "--max-epochs 1000000000":
+        args = ["create", "--task", "digits", "--study", "s", "--max-epochs", "1000000000"]
+    elif case == "best_epoch 10**12":
+        args = ["train", "--params", str(_params_file(tmp_path, best_epoch=10**12)), "--out", "final"]
+    else:
+        args = ["train", "--params", str(_params_file(tmp_path)), "--epochs", str(10**9), "--out", "final"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc, err = _main(args, capsys)
+    assert rc == 2, (case, err)
+    assert len(err.strip().splitlines()) == 1 and needle in err, err
+    assert "pw" not in err.replace("--", "")  # a password in a bad URL stays masked
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "something was written"
+
+
+# -- train resolves tasks among built-in and installed plug-in tasks only ---------------------------
+def test_train_does_not_import_a_module_named_by_the_params_file(tmp_path: Path) -> None:
+    import json
+
+    from test_train import GOOD
+
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({**GOOD, "task": "this", "params": {}}))
+    p = subprocess.run(
+        [sys.executable, "-m", "hpsearch", "train", "--params", str(params), "--out", str(tmp_path / "f")],
+        cwd=tmp_path,
+        env=env_for("sqlite:///unused.db"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Zen of Python" not in p.stdout and "Beautiful is better" not in p.stdout + p.stderr
+    _one_line(p, "task 'this' in the params file is not a built-in or installed plug-in task", "--allow-module")
+    assert not (tmp_path / "f").exists()
+
+
+def test_train_allow_module_runs_a_pythonpath_plugin(tmp_path: Path) -> None:
+    import json
+
+    params = tmp_path / "p.json"
+    doc = {
+        "format": "hpsearch-params",
+        "version": 1,
+        "task": "plugin_task",
+        "params": {"units": 4, "learning_rate": 0.01, "batch_size": 16},
+        "best_epoch": 1,
+    }
+    params.write_text(json.dumps(doc))
+    base = [sys.executable, "-m", "hpsearch", "train", "--params", str(params), "--out", str(tmp_path / "f")]
+    env = env_for("sqlite:///unused.db")
+    refused = subprocess.run(base, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    _one_line(refused, "'plugin_task'", "--allow-module")
+    ok = subprocess.run([*base, "--allow-module"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "f" / "model.keras").is_file()
