@@ -4,10 +4,10 @@ Format ``hpsearch-params`` version 1 (JSON, or YAML with the same keys)::
 
     format:       "hpsearch-params"        # required
     version:      1                        # required; files of a newer version are refused
-    task:         "mnist_mlp"              # required; a built-in, plug-in or package.module:attr
+    task:         "mnist_mlp"              # required; a built-in or plug-in (package.module:attr: --allow-module)
     params:       {name: value, ...}       # required; checked against the task's search space
     task_options: {name: value, ...}       # optional; e.g. {"weights": "none"}
-    best_epoch:   8                        # optional; epochs `train --epochs best` runs
+    best_epoch:   8                        # optional; epochs `train --epochs best` runs (at most 10,000)
     max_epochs:   10                       # optional; the study's epoch budget
     data_seed:    0                        # optional; the train/val/test split's seed
     data_dir:     "/data/mnist"            # optional; the study's data folder, train's default --data-dir
