@@ -71,7 +71,7 @@ def get_task(name: str, *, allow_module: bool = True, source: str = "") -> Any:
     if not allow_module:
         known = ", ".join(sorted([*_BUILTIN, *plugins]))
         raise TaskError(
-            f"task {name!r}{source} is not a built-in or installed plug-in task ({known}); if it is a module "
+            f"unknown task {name!r}{source}: not a built-in or installed plug-in task ({known}); if it is a module "
             "of yours on PYTHONPATH, pass --allow-module to import it"
         )
     if ":" in name or "." in name:

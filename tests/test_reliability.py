@@ -467,7 +467,7 @@ def test_train_does_not_import_a_module_named_by_the_params_file(tmp_path: Path)
         timeout=120,
     )
     assert "Zen of Python" not in p.stdout and "Beautiful is better" not in p.stdout + p.stderr
-    _one_line(p, "task 'this' in the params file is not a built-in or installed plug-in task", "--allow-module")
+    _one_line(p, "unknown task 'this' in the params file: not a built-in or installed plug-in task", "--allow-module")
     assert not (tmp_path / "f").exists()
 
 
