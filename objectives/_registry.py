@@ -106,13 +106,24 @@ def _load_ref(ref: str) -> object:
     return obj
 
 
-def get_task(name: str) -> Task:
-    """The task object for a built-in name, an installed plug-in, or ``package.module[:attr]``."""
+def get_task(name: str, *, allow_module: bool = True, source: str = "") -> Task:
+    """The task object for a built-in name, an installed plug-in, or ``package.module[:attr]``.
+
+    With ``allow_module=False`` (``hpsearch train`` reading a params file, which is data) only
+    built-in and installed plug-in (entry point) tasks are resolved: a name that would import a
+    module is refused before anything is imported. ``source`` names where the name came from.
+    """
     if name in _BUILTIN:
         return _check_contract(importlib.import_module(_BUILTIN[name]), name)
     plugins = _plugin_entry_points()
     if name in plugins:
         return _check_contract(plugins[name].load(), name)
+    if not allow_module:
+        known = ", ".join(sorted([*_BUILTIN, *plugins]))
+        raise TaskError(
+            f"unknown task {name!r}{source}: not a built-in or installed plug-in task ({known}); if it is a module "
+            "of yours on PYTHONPATH, pass --allow-module to import it"
+        )
     if ":" in name or "." in name:
         return _check_contract(_load_ref(name), name)
     if importlib.util.find_spec(name) is not None:  # a plain module on PYTHONPATH

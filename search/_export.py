@@ -4,13 +4,13 @@ Format ``hpsearch-params`` version 1 (JSON, or YAML with the same keys)::
 
     format:       "hpsearch-params"        # required
     version:      1                        # required; files of a newer version are refused
-    task:         "mnist_mlp"              # required; a built-in, plug-in or package.module:attr
+    task:         "mnist_mlp"              # required; a built-in or plug-in (package.module:attr: --allow-module)
     params:       {name: value, ...}       # required; checked against `space` (else the task's search space)
     space:        {name: distribution}     # optional; the search space the params were drawn from, plain
                                            # JSON: {"type": "int"|"float", "low", "high", "step", "log"}
                                            # or {"type": "categorical", "choices": [...]}
     task_options: {name: value, ...}       # optional; e.g. {"weights": "none"}
-    best_epoch:   8                        # optional; epochs `train --epochs best` runs
+    best_epoch:   8                        # optional; epochs `train --epochs best` runs (at most 10,000)
     max_epochs:   10                       # optional; the study's epoch budget
     data_seed:    0                        # optional; the train/val/test split's seed
     data_dir:     "/data/mnist"            # optional; the study's data folder, train's default --data-dir
@@ -28,6 +28,7 @@ from typing import Any
 from typing import TypeGuard
 
 from ._errors import UsageError
+from ._study import MAX_EPOCHS
 from .objectives import TaskError
 from .objectives import get_task
 from .objectives import validate_params
@@ -102,8 +103,25 @@ def dump(doc: dict[str, Any], fmt: str) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def load_params_file(path: str) -> tuple[dict[str, Any], Any]:
-    """Read and check a params file; return (document, task). ``UsageError`` names any problem."""
+def write_output(path: str, text: str) -> None:
+    """Write an exported file; a missing folder or an unwritable path is a ``UsageError``."""
+    p = Path(path)
+    if not p.parent.is_dir():
+        raise UsageError(f"folder {p.parent} does not exist; create it or fix -o")
+    if p.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name with -o")
+    try:
+        p.write_text(text)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}; fix -o") from None
+
+
+def load_params_file(path: str, *, allow_module: bool = False) -> tuple[dict[str, Any], Any]:
+    """Read and check a params file; return (document, task). ``UsageError`` names any problem.
+
+    The file is data: its ``task`` resolves only among built-in and installed plug-in tasks unless
+    ``allow_module`` (``train --allow-module``) lets it name a module to import.
+    """
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"params file {path} not found; create one with `hpsearch export --study NAME -o {path}`")
@@ -142,13 +160,15 @@ def load_params_file(path: str) -> tuple[dict[str, Any], Any]:
         )
     if doc.get("data_dir") is not None and not isinstance(doc["data_dir"], str):
         raise UsageError(f"{path}: 'data_dir' must be a folder path or null, got {doc['data_dir']!r}")
-    for key, low in (("best_epoch", 1), ("max_epochs", 1), ("data_seed", 0)):
+    for key, low, high in (("best_epoch", 1, MAX_EPOCHS), ("max_epochs", 1, MAX_EPOCHS), ("data_seed", 0, None)):
         value = doc.get(key)
         if value is not None and (not _is_int(value) or value < low):
             what = "a positive integer" if low else "a non-negative integer"
             raise UsageError(f"{path}: {key!r} must be {what}, got {value!r}")
+        if value is not None and high is not None and value > high:
+            raise UsageError(f"{path}: {key!r} is {value}, more than {high} epochs; fix the file or pass --epochs N")
     try:
-        task = get_task(doc["task"])
+        task = get_task(doc["task"], allow_module=allow_module, source=" in the params file")
         doc["task_options"] = task_options(task, doc.get("task_options") or {})
         if doc.get("space") is not None:  # the exported snapshot: checked in plain Python
             space = check_space(doc["space"], path)

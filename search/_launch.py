@@ -3,7 +3,11 @@
 Each worker is ``python -c <worker_command> worker --config JSON`` (its ``WorkerConfig``) with its GPU slot in
 ``CUDA_VISIBLE_DEVICES`` and TensorFlow memory growth on (``TF_FORCE_GPU_ALLOW_GROWTH``), so several
 workers share one GPU. The storage URL travels in the environment, never on a command line (where
-``ps`` would show its password). Workers print one line per finished trial, prefixed with their
+``ps`` would show its password), and secrets stay where the user put them: a child inherits
+``HPSEARCH_STORAGE``, ``HPSEARCH_STORAGE_FILE``, ``HPSEARCH_STORAGE_PASSWORD`` and
+``HPSEARCH_STORAGE_PASSWORD_FILE`` as they are, and resolves the URL itself; the launcher never
+puts the password it resolved into a child's ``HPSEARCH_STORAGE`` (a password kept in a file is
+then nowhere in ``/proc/PID/environ``). Workers print one line per finished trial, prefixed with their
 id; lines are short and flushed whole, so the merged log stays line-atomic. A worker that crashes
 (killed, or an unexpected exit code) is restarted, at most ``max_restarts`` times per slot;
 exit 0 (budget spent), 2 (bad configuration) and 3 (too many failed trials) are final.
@@ -76,12 +80,14 @@ def plan_slots(gpus: list[str], per_gpu: int, cpu_workers: int) -> list[Slot]:
 
 
 class Launcher:
+    """``storage_url``: the ``--storage`` flag as given (None: the children read the environment)."""
+
     def __init__(
         self,
         slots: list[Slot],
         config: WorkerConfig,
         *,
-        storage_url: str,
+        storage_url: str | None,
         max_restarts: int = 3,
         extra_env: dict[str, str] | None = None,
         base_index: int = 0,
@@ -97,7 +103,8 @@ class Launcher:
     def _env(self, slot: Slot) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.extra_env)
-        env["HPSEARCH_STORAGE"] = self.storage_url
+        if self.storage_url is not None:  # a --storage flag: as the user typed it, never resolved
+            env["HPSEARCH_STORAGE"] = self.storage_url
         # A restarted worker gets a new index, hence a new sampler seed: the same seed would replay
         # the random start-up points its predecessor already proposed.
         from ._index import launch_slot_index

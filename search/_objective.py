@@ -126,6 +126,7 @@ class TrialRunner:
         self.max_epochs = max_epochs
         self.seed = seed
         self._keras = keras
+        self.callbacks: list[Any] = []  # extra Keras callbacks for every trial (the worker's stop check)
 
     def trial_seed(self, number: int) -> int:
         return (self.seed or 0) * 100_003 + number
@@ -165,7 +166,7 @@ class TrialRunner:
                 epochs=self.max_epochs,
                 validation_data=(val.x, val.y) if val.y is not None else val.x,
                 validation_batch_size=val.batch_size,
-                callbacks=[_history_callback(epoch_log), _pruning_callback(trial, self.max_epochs)],
+                callbacks=[_history_callback(epoch_log), _pruning_callback(trial, self.max_epochs), *self.callbacks],
                 verbose=0,
                 shuffle=train.y is not None,  # datasets shuffle themselves (seeded)
             )

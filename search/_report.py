@@ -26,6 +26,7 @@ import math
 from typing import Any
 import warnings
 
+from ._claim import split_surplus
 from ._worker import trial_note
 
 # Figure titles (tests and readers look for them).
@@ -314,7 +315,8 @@ def _versions() -> str:
 
 def build_report(study: Any, settings: Any, *, storage_masked: str) -> tuple[str, PruningSavings]:
     """The report's HTML and the pruning savings. ``storage_masked`` must already be masked."""
-    trials = study.get_trials(deepcopy=False)
+    # Surplus trials (beyond the cap, never run: see _claim) are no part of the search.
+    trials, _ = split_surplus(study.get_trials(deepcopy=False))
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1

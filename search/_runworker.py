@@ -56,6 +56,7 @@ class WorkerConfig:
 
 def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
     """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
+    from ._heartbeat import reconcile_with_study
     from ._index import resolve_worker_index
     from ._objective import TrialRunner
     from ._objective import quiet_tensorflow
@@ -65,6 +66,7 @@ def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
     from ._worker import Worker
     from ._worker import WorkerBudget
     from ._worker import emit
+    from ._worker import hard_exit
     from .objectives import get_task
     from .storage import open_storage
 
@@ -75,6 +77,7 @@ def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
     task = get_task(settings.task)
     index = resolve_worker_index(config.worker_index)
     study = load_study(storage, config.study, url=url, settings=settings, worker_index=index.index)
+    reconcile_with_study(study, config.heartbeat_interval, config.grace_period)  # exit 2 if it clashes
     worker_id = os.environ.get("HPSEARCH_WORKER_ID")
     if data is None:
         data_dir = config.data_dir or settings.data_dir
@@ -110,6 +113,8 @@ def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
     n = worker.run()
     why = f"stopped by {signal.Signals(worker.stop_signal).name}" if worker.stop_signal else "budget spent"
     emit(f"{prefix}worker done: {n} trial(s) run, {why}")
+    if worker.stop_signal:
+        hard_exit(0)  # study writes done; skip an interpreter shutdown that tf.data can deadlock
     return 0
 
 

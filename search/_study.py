@@ -30,6 +30,21 @@ SAMPLERS = ("tpe", "random", "gp")
 PRUNERS = ("hyperband", "median", "none")
 SETTINGS_KEY = "settings"
 FORMAT_VERSION = 1
+# Bounds on input. 10,000 epochs is far beyond any search or final training here (the seed
+# notebooks train 10-50); a larger number is a typo that would train until killed.
+MAX_EPOCHS = 10_000
+# Optuna's studies.study_name column is VARCHAR(512) (models.MAX_INDEXED_STRING_LENGTH).
+MAX_STUDY_NAME = 512
+
+
+def check_study_name(name: str) -> None:
+    """A study name must be non-empty and fit Optuna's column; else ``UsageError`` (exit 2)."""
+    if not name or not name.strip():
+        raise UsageError("the study name is empty; give --study NAME")
+    if len(name) > MAX_STUDY_NAME:
+        raise UsageError(
+            f"the study name is {len(name)} characters long, more than {MAX_STUDY_NAME}; give a shorter --study"
+        )
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,8 @@ def validate_settings(s: StudySettings) -> Task:
         raise UsageError(f"unknown sampler {s.sampler!r}: choose one of {', '.join(SAMPLERS)}")
     if s.pruner not in PRUNERS:
         raise UsageError(f"unknown pruner {s.pruner!r}: choose one of {', '.join(PRUNERS)}")
+    if not 1 <= s.max_epochs <= MAX_EPOCHS:
+        raise UsageError(f"--max-epochs {s.max_epochs} is out of range: give 1 to {MAX_EPOCHS}")
     if s.sampler == "gp":
         try:
             import torch  # noqa: F401
@@ -219,6 +236,7 @@ def load_study(
     """Load an existing study; a missing one is a ``StorageError`` naming ``hpsearch create``."""
     import optuna
 
+    check_study_name(name)
     if not study_exists(storage, name):
         names = [s.study_name for s in storage.get_all_studies()]
         known = f" (studies here: {', '.join(names)})" if names else ""
@@ -274,6 +292,7 @@ def create_study(
     """
     import optuna
 
+    check_study_name(name)
     task = validate_settings(s)
     if study_exists(storage, name):
         if not exist_ok:

@@ -16,8 +16,22 @@ from typing import Any
 import numpy as np
 
 
+def check_output_dir(out: str | Path) -> None:
+    """``train --out``: an existing folder, or one that can be made (no file in the way)."""
+    from ._errors import UsageError
+
+    p = Path(out)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                what = "is a file" if q == p else f"lies under {q}, which is a file"
+                raise UsageError(f"--out {out} {what}; choose a folder")
+            break
+
+
 def resolve_epochs(doc: dict[str, Any], epochs: str) -> int:
     from ._errors import UsageError
+    from ._study import MAX_EPOCHS
 
     if epochs == "best":
         n = doc.get("best_epoch") or doc.get("max_epochs")
@@ -30,6 +44,8 @@ def resolve_epochs(doc: dict[str, Any], epochs: str) -> int:
         n = 0
     if n < 1:
         raise UsageError(f"--epochs must be 'best' or a positive integer, got {epochs!r}")
+    if n > MAX_EPOCHS:
+        raise UsageError(f"--epochs {n} is more than {MAX_EPOCHS}; give a smaller number")
     return n
 
 

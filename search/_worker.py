@@ -17,12 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 import json
 import logging
+import os
 import signal
 import sys
 import time
 import traceback
 from typing import Any
 
+from ._claim import claim_trial_id
+from ._claim import mark_surplus
+from ._claim import study_lock
 from ._errors import WorkerStopped
 
 _logger = logging.getLogger("hpsearch")
@@ -119,6 +123,7 @@ class Worker:
         self.out = out or sys.stdout
         self._in_trial = False
         self._stop_signal: int | None = None
+        self.later_signals: list[int] = []  # signals after the first: recorded, never acted on
         self.ran = 0
 
     # -- signals -------------------------------------------------------------------------------
@@ -128,13 +133,46 @@ class Worker:
         return self._stop_signal
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        # Only the first signal interrupts: a second one (Slurm sends USR1, then TERM at the time
-        # limit, often together) must not break into the FAIL + re-enqueue of the first.
+        """The first SIGTERM/SIGINT stops the trial (raised into it); later ones are only recorded.
+
+        A second Ctrl-C a moment after the first used to raise again inside the clean-up, which
+        then never wrote the FAIL and the re-enqueue (exit 130, the trial left RUNNING until a
+        peer's sweep). Now the clean-up always finishes, and the worker exits right after it.
+        """
         if self._stop_signal is not None:
+            self.later_signals.append(signum)
             return
         self._stop_signal = signum
         if self._in_trial:
             raise _Interrupted(signum)
+
+    def check_stop(self) -> None:
+        """Raise the interruption if a signal came during the trial (called between batches).
+
+        The handler's own raise lands wherever the main thread is when Python runs it: inside a
+        weakref callback run by the garbage collector, for one, which Python prints and ignores,
+        and training went on (a generator-fed trial then ran to its end, or hung). This check,
+        from a Keras callback after every batch, ends the trial whatever became of that raise.
+        """
+        if self._stop_signal is not None and self._in_trial:
+            raise _Interrupted(self._stop_signal)
+
+    def _stop_callback(self) -> Any:
+        import keras
+
+        worker = self
+
+        class _StopOnSignal(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                worker.check_stop()
+
+            def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+                worker.check_stop()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                worker.check_stop()
+
+        return _StopOnSignal()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -195,6 +233,8 @@ class Worker:
 
         deadline = None if self.budget.timeout is None else time.monotonic() + self.budget.timeout
         failures = 0
+        if isinstance(getattr(self.runner, "callbacks", None), list):
+            self.runner.callbacks.append(self._stop_callback())
         self._sweep(force=True)
         while True:
             if self.budget.n_trials is not None and self.ran >= self.budget.n_trials:
@@ -203,10 +243,13 @@ class Worker:
                 break
             if not self._wait_for_slot(deadline):
                 break
-            trial = self.study.ask()
-            if self._surplus(trial):
-                trial.set_user_attr("fail_reason", f"surplus: the study cap of {self.cap} was reached by other workers")
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            trial_id, within_cap = claim_trial_id(self.study, self.cap)
+            if trial_id is None:
+                continue  # the last slots were taken meanwhile: wait (or stop) in _wait_for_slot
+            trial = optuna.Trial(self.study, trial_id)  # samples the relative params, outside the lock
+            if not within_cap and self._surplus(trial):
+                frozen = mark_surplus(self.study, trial, self.cap)  # type: ignore[arg-type]
+                _logger.info("trial %d lies beyond the study cap (surplus); not run", frozen.number)
                 continue
             # The trial as ``ask`` just read it from the database (a RUNNING trial is never served
             # from Optuna's cache); ``failed_trial`` is written only when a retry is enqueued, so
@@ -219,11 +262,19 @@ class Worker:
             if self.worker_id:
                 trial.set_user_attr("worker", self.worker_id)
             state, value, interrupted = self._run_one(trial, get_heartbeat_thread)
-            frozen = self._tell(trial, state, value)
+            if interrupted is not None:
+                # FAIL and re-enqueue as one step under the study lock: no other worker's cap
+                # check sees the slot free in between.
+                with study_lock(self.study):
+                    ours = not self.study._storage.get_trial(trial._trial_id).state.is_finished()
+                    frozen = self._tell(trial, state, value)
+                    if ours and frozen.state.name == "FAIL":
+                        requeue_interrupted(self.study, frozen)
+            else:
+                frozen = self._tell(trial, state, value)
             self.ran += 1
             emit(trial_line(frozen, self.worker_id), self.out)
             if interrupted is not None:
-                self._requeue(frozen)
                 break
             if frozen.state.name == "FAIL" and state == optuna.trial.TrialState.FAIL:
                 failures += 1
@@ -243,7 +294,8 @@ class Worker:
         now = time.monotonic()
         if force or now - self._last_sweep >= self.sweep_seconds:
             self._last_sweep = now
-            sweep_stale_trials(self.study)
+            with study_lock(self.study):  # its fail + re-enqueue must not race a cap check
+                sweep_stale_trials(self.study)
 
     def _run_one(self, trial: Any, get_heartbeat_thread: Any) -> tuple[Any, float | None, _Interrupted | None]:
         """Run the objective inside the heartbeat thread; return (state or None if the trial was
@@ -319,10 +371,46 @@ class Worker:
             )
         return frozen
 
-    def _requeue(self, frozen: Any) -> None:
-        """An interrupted trial goes back in the queue with its params (Optuna's retry callback)."""
-        if self.retry_callback is not None and frozen.state.name == "FAIL":
-            self.retry_callback(self.study, frozen)
+
+def requeue_interrupted(study: Any, frozen: Any) -> None:
+    """Put an interrupted trial back in the queue with its params, whatever its retry count.
+
+    Optuna's ``RetryFailedTrialCallback`` (what the stale sweep uses) allows ``max_retry`` retries
+    counted in ``retry_history``; an interruption is no failure of the configuration, so it is
+    not counted there (a later crash of the re-enqueued trial still gets its retry) but in
+    ``interrupted``. ``failed_trial`` keeps pointing at the first trial of the configuration, as
+    Optuna's callback does, so ``retry_of`` names it.
+    """
+    import optuna
+
+    system_attrs: dict[str, Any] = {"failed_trial": frozen.number, **frozen.system_attrs}
+    system_attrs["interrupted"] = [*frozen.system_attrs.get("interrupted", []), frozen.number]
+    study.add_trial(
+        optuna.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=frozen.params,
+            distributions=frozen.distributions,
+            user_attrs=frozen.user_attrs,
+            system_attrs=system_attrs,
+        )
+    )
+
+
+def hard_exit(code: int) -> None:
+    """Exit now, after flushing, skipping the interpreter's shutdown.
+
+    Called once the study writes are done after a signal: with a generator-fed ``tf.data``
+    pipeline, TensorFlow's iterator threads could deadlock the interpreter's shutdown (3 of 10
+    SIGTERMs hung after "worker done"). Nothing is left to write: the trial is FAIL and re-enqueued,
+    the storage's sessions are closed by the server when the process goes.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
 
 
 def _failure_reason(e: BaseException) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import sys
 from typing import Any
 
+from ._checks import check_args
 from ._errors import HpsearchError
 from ._errors import UsageError
 from ._runworker import WorkerConfig
@@ -55,6 +56,13 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not v > 0:
         raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return v
+
+
+def port_number(text: str) -> int:
+    v = positive_int(text)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (1-65535)")
     return v
 
 
@@ -337,7 +345,7 @@ class Run(Command):
         from ._launch import plan_slots
 
         del data
-        launcher = Launcher(plan_slots([], 1, args.workers), config, storage_url=url)
+        launcher = Launcher(plan_slots([], 1, args.workers), config, storage_url=args.storage)
         return launcher.run()
 
 
@@ -421,7 +429,7 @@ class Launch(Command):
         return Launcher(
             slots,
             config,
-            storage_url=url,
+            storage_url=args.storage,
             max_restarts=args.max_restarts,
             base_index=base.index if base.source != "host+pid" else 0,
         ).run()
@@ -452,10 +460,12 @@ class Studies(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        from ._claim import split_surplus
+
         storage, url = _open(args)
         rows = []
         for fs in storage.get_all_studies():
-            trials = storage.get_all_trials(fs._study_id, deepcopy=False)
+            trials, _ = split_surplus(storage.get_all_trials(fs._study_id, deepcopy=False))
             counts: dict[str, int] = {}
             for t in trials:
                 counts[t.state.name] = counts.get(t.state.name, 0) + 1
@@ -485,17 +495,20 @@ class Status(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        from ._claim import split_surplus
         from ._study import load_study
         from ._worker import trial_note
 
         storage, url = _open(args)
         study = load_study(storage, args.study, url=url)
-        trials = study.get_trials(deepcopy=False)
+        trials, surplus = split_surplus(study.get_trials(deepcopy=False))
         counts: dict[str, int] = {}
         for t in trials:
             counts[t.state.name] = counts.get(t.state.name, 0) + 1
         print(f"study {args.study!r} ({study.user_attrs.get('task', '?')}) in {mask_url(url)}")
         print("trials: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+        if surplus:
+            print(f"({len(surplus)} surplus trial(s) beyond the study cap, never run, left out)")
         complete = [t for t in trials if t.state.name == "COMPLETE"]
         if complete:
             best = study.best_trial
@@ -528,6 +541,7 @@ class Export(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from ._export import dump
         from ._export import export_best
+        from ._export import write_output
         from ._study import load_study
         from ._study import read_settings
 
@@ -537,7 +551,7 @@ class Export(Command):
         fmt = args.format or ("yaml" if args.output and args.output.endswith((".yaml", ".yml")) else "json")
         text = dump(doc, fmt)
         if args.output:
-            Path(args.output).write_text(text)
+            write_output(args.output, text)
             print(f"trial {doc['trial']} (value {doc['value']:.4f}, best epoch {doc['best_epoch']}) -> {args.output}")
         else:
             sys.stdout.write(text)
@@ -554,6 +568,7 @@ class Report(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        from ._claim import split_surplus
         from ._report import build_report
         from ._study import load_study
         from ._study import read_settings
@@ -568,7 +583,7 @@ class Report(Command):
         out.write_text(html, encoding="utf-8")
         print(
             f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB) for study {args.study!r} in {mask_url(url)}: "
-            f"{len(study.get_trials(deepcopy=False))} trials; {savings.sentence()}"
+            f"{len(split_surplus(study.get_trials(deepcopy=False))[0])} trials; {savings.sentence()}"
         )
         return 0
 
@@ -589,15 +604,23 @@ class Train(Command):
         )
         p.add_argument("--train-on", choices=("train", "train+val"), default="train")
         p.add_argument("--seed", type=non_negative_int, default=0)
+        p.add_argument(
+            "--allow-module",
+            action="store_true",
+            help="let the params file's task name a module to import (package.module[:attr] on PYTHONPATH); "
+            "without it only built-in and installed plug-in tasks are used",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         from ._export import load_params_file
         from ._objective import quiet_tensorflow
+        from ._train import check_output_dir
         from ._train import resolve_epochs
         from ._train import train_final
 
-        doc, task = load_params_file(args.params)
+        doc, task = load_params_file(args.params, allow_module=args.allow_module)
         epochs = resolve_epochs(doc, args.epochs)
+        check_output_dir(args.out)
         data_dir = args.data_dir or doc.get("data_dir")  # the study's own data folder by default
         if data_dir is not None and not Path(data_dir).is_dir():
             raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
@@ -618,7 +641,7 @@ class Dashboard(Command):
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=positive_int, default=8080)
+        p.add_argument("--port", type=port_number, default=8080)
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -648,7 +671,7 @@ class Proxy(Command):
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=positive_int, default=13000)
+        p.add_argument("--port", type=port_number, default=13000)
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -710,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     url = None
     try:
         url = resolve_url(getattr(args, "storage", None))
+        check_args(args)  # before anything is opened: heartbeat pair, study name
         return args._command.take_action(args)
     except HpsearchError as e:  # TaskError, StorageError, UsageError, WorkerStopped: each carries its code
         _fail(f"hpsearch {args.command}: {e.label}: {e}", url)

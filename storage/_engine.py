@@ -27,6 +27,7 @@ from typing import Any
 import warnings
 
 from ._errors import StorageError
+from ._url import check_url
 from ._url import mask_text
 from ._url import mask_url
 
@@ -230,6 +231,7 @@ def open_storage(
     """
     import optuna
 
+    check_url(url)  # a non-numeric or out-of-range port: one line, not a traceback
     if url.startswith("grpc://"):
         return _open_grpc(url)
     if not url.startswith(("sqlite", "postgresql", "mysql")):

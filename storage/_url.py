@@ -63,6 +63,26 @@ def _with_password(url: str) -> str:
     return parsed.set(password=password).render_as_string(hide_password=False)
 
 
+def check_url(url: str) -> None:
+    """Raise ``StorageError`` for a URL that cannot be parsed or whose port is not 1-65535."""
+    from ._errors import StorageError
+
+    fix = "fix --storage or $HPSEARCH_STORAGE"
+    if url.startswith("grpc://"):
+        port = url[len("grpc://") :].rstrip("/").rpartition(":")[2]
+    elif url.startswith("sqlite"):
+        return
+    else:
+        m = re.match(r"^[^:/]+://(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/?]*)(?::(?P<port>[^/?]*))?", url)
+        if m is None:
+            raise StorageError(f"storage URL {mask_url(url)} is not scheme://user@host[:port]/database; {fix}")
+        port = m.group("port")
+        if port is None or port == "":
+            return
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise StorageError(f"storage URL {mask_url(url)} has port {port!r}, not a number 1-65535; {fix}")
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***``."""
     return _CREDENTIALS.sub(lambda m: f"{m.group('head')}:***@", url)
