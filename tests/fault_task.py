@@ -29,13 +29,18 @@ def _fault(number: int) -> str:
     return faults.get(str(number), "none")
 
 
+# How the trial being run misbehaves: set by ``search_space`` (which sees the trial number), read by
+# ``build_model`` and ``fit_inputs`` in the same process. Not a param: the model is built from
+# ``trial.params``, which hold only what was suggested.
+_current = {"fault": "none"}
+
+
 def search_space(trial: Any) -> dict[str, Any]:
+    _current["fault"] = _fault(trial.number)
     return {
         "units": trial.suggest_int("units", 4, 32),
         "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-1, log=True),
-        "batch_size": 32,
-        "optimizer": "adam",
-        "fault": _fault(trial.number),  # not a search parameter: how this trial misbehaves
+        "batch_size": trial.suggest_categorical("batch_size", [32]),
     }
 
 
@@ -63,7 +68,7 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
 
     from hpsearch.objectives._keras import compile_classifier
 
-    fault = params.get("fault", "none")
+    fault = _current["fault"]
     if fault == "error":
         raise ValueError("injected failure in build_model")
     inputs = keras.Input(spec.input_shape)
@@ -73,13 +78,13 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
     if fault == "nan":
         x = keras.layers.Lambda(lambda t: t * float("nan"))(x)
     outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
-    return compile_classifier(keras.Model(inputs, outputs), params, spec.num_classes)
+    return compile_classifier(keras.Model(inputs, outputs), {**params, "optimizer": "adam"}, spec.num_classes)
 
 
 def fit_inputs(data: ArrayData, params: dict[str, Any], *, seed: int) -> tuple[FitInputs, FitInputs]:
     bs = int(params["batch_size"])
     train, val = data.inputs("train", bs), data.inputs("val", bs)
-    if params.get("fault") != "slow":
+    if _current["fault"] != "slow":
         return train, val
     import keras
 
