@@ -33,6 +33,7 @@ from ._base import TaskError
 from ._base import TaskOption
 
 name = "celeba_gender"
+mixed_precision = True  # mixed_float16 on GPUs (objectives/_fit.py); float32 on CPU
 description = "CelebA faces, gender (attribute Male), frozen VGG16 + dense head (CelebA notebook)"
 
 BACKBONE = "VGG16"

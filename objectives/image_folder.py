@@ -26,6 +26,7 @@ from ._base import TaskOption
 from .cats_vs_dogs import search_space as search_space  # the same space as cats_vs_dogs
 
 name = "image_folder"
+mixed_precision = True  # mixed_float16 on GPUs (objectives/_fit.py); float32 on CPU
 description = "any folder of class sub-folders, pretrained keras.applications backbone (option backbone) + head"
 
 options = {
