@@ -10,7 +10,10 @@ A task is any object (a module is fine) with these attributes:
 ``search_space(trial) -> dict``
                                the ONLY function that touches an Optuna trial
 ``build_model(params, spec) -> keras.Model``
-                               a compiled model from a plain params dict; no Optuna needed
+                               a compiled model from a plain params dict; no Optuna needed.
+                               The params are ``trial.params`` (what ``search_space`` suggested;
+                               constants belong in ``build_model``) and always hold ``batch_size``:
+                               search and final training fit with it (objectives/_fit.py)
 
 Optional:
 ``options: dict[str, TaskOption]`` task settings chosen at ``create`` time (``--weights none``...)
