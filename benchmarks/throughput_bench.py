@@ -177,7 +177,7 @@ def child_decode() -> dict[str, Any]:
 
     def pipeline() -> float:
         t = time.perf_counter()
-        for x, _ in data.inputs("train", 32):
+        for x, _ in data.inputs("train", 32).x:
             x.numpy()
         return len(paths) / (time.perf_counter() - t)
 
@@ -267,15 +267,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         print(table(json.loads(OUT.read_text())))
         return 0
+    if not args.tasks:
+        ap.error("--tasks is empty")
     sections = [s for s in args.sections.split(",") if s]
     tasks = [t for t in args.tasks.split(",") if t]
     _machine.TMP.mkdir(parents=True, exist_ok=True)
     print(f"# throughput benchmark: {sections}, {args.repeats} repeats; {_machine.uptime()}", flush=True)
-    result: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
-    result.update(kind="throughput", repeats=args.repeats, loss_rtol=LOSS_RTOL)
+    result: dict[str, Any] = {}
+
+    def save(key: str, value: Any) -> None:
+        """Merge one section into the JSON as it is now (several runs may fill different sections)."""
+        result[key] = value
+        doc = json.loads(OUT.read_text()) if OUT.exists() else {}
+        doc.update(kind="throughput", loss_rtol=LOSS_RTOL, machine=_machine.machine())
+        doc.setdefault("commands", {})[key] = command
+        doc.setdefault("loads", {})[key] = load.summary()
+        doc[key] = value
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(doc, indent=1) + "\n")
+
+    command = f"python benchmarks/throughput_bench.py --repeats {args.repeats} --sections {','.join(sections)}"
+    if args.tasks != ",".join(TASKS):
+        command += f" --tasks {args.tasks}"
     with _machine.LoadSampler() as load:
         if "fit" in sections:
-            fit = result.setdefault("fit", {})
+            fit: dict[str, Any] = {}
             for task in tasks:
                 runs: dict[str, list[dict[str, Any]]] = {"plain": [], "hpsearch": []}
                 for rep in range(args.repeats):
@@ -287,15 +303,26 @@ def main(argv: list[str] | None = None) -> int:
                             eps = ", ".join(f"{e['seconds']:.2f}" for e in r["rows"])
                             print(f"  {task:<13} {mode:<9} rep {rep}: epochs s [{eps}] {r['info']}", flush=True)
                 fit[task] = summarise_fit(task, runs)
+                fit[task]["repeats"] = args.repeats
+                fit[task]["load"] = load.summary()
+                doc = json.loads(OUT.read_text()) if OUT.exists() else {}
+                save("fit", {**doc.get("fit", {}), task: fit[task]})
                 s = fit[task]
                 print(f"  {task}: speedup {s.get('speedup')}, loss max rel diff {s['loss_max_rel_diff']}", flush=True)
         if "decode" in sections:
             reps = [r for r in (_run_child(["--task", "decode"]) for _ in range(args.repeats)) if r]
-            result["decode"] = {
-                "n_files": reps[0]["n"] if reps else None,
-                "runs": reps,
-                **{k: med([r[k] for r in reps]) for k in ("bare_cold", "bare_warm", "pipeline_cold", "pipeline_warm")},
-            }
+            save(
+                "decode",
+                {
+                    "n_files": reps[0]["n"] if reps else None,
+                    "repeats": len(reps),
+                    "runs": reps,
+                    **{
+                        k: med([r[k] for r in reps])
+                        for k in ("bare_cold", "bare_warm", "pipeline_cold", "pipeline_warm")
+                    },
+                },
+            )
             print(f"  decode: {result['decode']}", flush=True)
         if "trial10" in sections:
             out = _machine.RESULTS / "throughput" / "trial10_overhead.json"
@@ -321,27 +348,24 @@ def main(argv: list[str] | None = None) -> int:
             )
             if out.exists():
                 o = json.loads(out.read_text())["summary"]
-                result["trial10"] = {
-                    "base": args.base,
-                    "new_s": o["sqlite"]["iteration_s"],
-                    "base_s": o["sqlite-orig"]["iteration_s"],
-                    "ratio": o["sqlite"]["iteration_s"] / o["sqlite-orig"]["iteration_s"],
-                    "new_later_epoch_s": o["sqlite"]["epoch_later_s"],
-                    "base_later_epoch_s": o["sqlite-orig"]["epoch_later_s"],
-                    "new_first_epoch_s": o["sqlite"]["epoch_first_s"],
-                    "base_first_epoch_s": o["sqlite-orig"]["epoch_first_s"],
-                    "file": str(out.relative_to(_machine.ROOT)),
-                }
+                save(
+                    "trial10",
+                    {
+                        "base": args.base,
+                        "new_s": o["sqlite"]["iteration_s"],
+                        "base_s": o["sqlite-orig"]["iteration_s"],
+                        "ratio": o["sqlite"]["iteration_s"] / o["sqlite-orig"]["iteration_s"],
+                        "new_later_epoch_s": o["sqlite"]["epoch_later_s"],
+                        "base_later_epoch_s": o["sqlite-orig"]["epoch_later_s"],
+                        "new_first_epoch_s": o["sqlite"]["epoch_first_s"],
+                        "base_first_epoch_s": o["sqlite-orig"]["epoch_first_s"],
+                        "file": str(out.relative_to(_machine.ROOT)),
+                        "repeats": args.repeats,
+                    },
+                )
                 print(f"  trial10: {result['trial10']}", flush=True)
-    result["load"] = load.summary()
-    result["machine"] = _machine.machine()
-    result["command"] = (
-        f"python benchmarks/throughput_bench.py --repeats {args.repeats} --sections {','.join(sections)}"
-    )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {OUT}\n")
-    print(table(result))
+    print(table(json.loads(OUT.read_text())))
     return 0
 
 
@@ -349,20 +373,28 @@ def _f(x: float | None, nd: int = 2) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+def _load_text(load: dict[str, Any] | None) -> str:
+    if not load:
+        return "load not recorded"
+    return f"load mean {load.get('load1_mean')} (min {load.get('load1_min')}, max {load.get('load1_max')})"
+
+
 def table(r: dict[str, Any]) -> str:
-    m, load = r.get("machine", {}), r.get("load", {})
+    m, commands, loads = r.get("machine", {}), r.get("commands", {}), r.get("loads", {})
     lines = [
         "## Training throughput",
         "",
-        f"`{r.get('command')}` (`benchmarks/throughput_bench.py`; its docstring defines every column). "
-        f"Machine: {m.get('cpu_model')}, {m.get('nproc')} cores, one core per process; measured "
-        f"{m.get('date')}; load during the run: mean {load.get('load1_mean')} (min {load.get('load1_min')}, "
-        f"max {load.get('load1_max')}). Medians of {r.get('repeats')} interleaved runs. Training losses of the "
-        f"two paths equal within a relative {r.get('loss_rtol')}.",
+        "Produced by `benchmarks/throughput_bench.py` (its docstring defines every column; the levers are in "
+        "`objectives/_fit.py`). Regenerate: `.venv/bin/python benchmarks/throughput_bench.py --repeats 3 && "
+        f".venv/bin/python benchmarks/make_report.py`. Machine: {m.get('cpu_model')}, {m.get('nproc')} cores; "
+        f"every process pinned to one core; measured {m.get('date')}. Training losses of the two paths per "
+        f"epoch: equal within a relative {r.get('loss_rtol')} (same seed, same shuffle).",
         "",
-        "| task (epochs) | path | steps/execution | val batch | first epoch s | later epoch s | tracing s | "
+        f"`{commands.get('fit')}`; {_load_text(loads.get('fit'))}; medians of the interleaved runs:",
+        "",
+        "| task (epochs) | runs | path | steps/execution | val batch | first epoch s | later epoch s | tracing s | "
         "training images/s | speed-up | max loss rel. diff |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for task, s in (r.get("fit") or {}).items():
         for mode in ("plain", "hpsearch"):
@@ -371,7 +403,7 @@ def table(r: dict[str, Any]) -> str:
                 continue
             info = d.get("info") or {}
             lines.append(
-                f"| {task} ({s['epochs']}) | {mode} | {info.get('steps_per_execution', '-')} | "
+                f"| {task} ({s['epochs']}) | {s.get('repeats', '-')} | {mode} | {info.get('steps_per_execution', '-')} | "
                 f"{info.get('validation_batch_size', '-')} | {_f(d['first_epoch_s'])} | {_f(d['later_epoch_s'])} | "
                 f"{_f(d['tracing_s'])} | {_f(d['images_per_s'], 0)} | "
                 + (f"**{s['speedup']:.2f}x** | {s['loss_max_rel_diff']:.1e} |" if mode == "hpsearch" else "- | - |")
@@ -380,7 +412,9 @@ def table(r: dict[str, Any]) -> str:
     if d:
         lines += [
             "",
-            f"Image-folder input (cats-and-dogs-small train, {d['n_files']} files, 160 px, one core): images/s",
+            f"Image-folder input (cats-and-dogs-small train, {d['n_files']} files, 160 px, one core; "
+            f"`{commands.get('decode')}`, medians of {d.get('repeats')} processes, {_load_text(loads.get('decode'))}): "
+            "images/s",
             "",
             "| | cold | warm |",
             "|---|---:|---:|",
@@ -394,7 +428,9 @@ def table(r: dict[str, Any]) -> str:
     if t:
         lines += [
             "",
-            f"Whole 10-epoch mnist_mlp baseline trial through the worker on SQLite (`{t['file']}`): "
+            f"Whole 10-epoch mnist_mlp baseline trial (build + tracing + epochs + service) through the worker on "
+            f"SQLite, {t.get('repeats')} processes per side, interleaved ({_load_text(loads.get('trial10'))}; "
+            f"`{t['file']}`): "
             f"{t['new_s']:.2f} s with these levers vs {t['base_s']:.2f} s at {t['base']} = "
             f"**{t['ratio']:.2f}x** (first epoch {t['new_first_epoch_s']:.2f} vs {t['base_first_epoch_s']:.2f} s, "
             f"later epochs {t['new_later_epoch_s']:.2f} vs {t['base_later_epoch_s']:.2f} s).",

@@ -118,11 +118,11 @@ def estimate_step_seconds(model: Any, train: FitInputs, batch_size: int) -> floa
     best, spent = float("inf"), 0.0
     # The first eager call carries one-time costs and a busy machine preempts some calls: keep the
     # fastest of up to PROBE_CALLS, within PROBE_SECONDS in all.
-    for _ in range(PROBE_CALLS):
+    for i in range(PROBE_CALLS):
         t = time.perf_counter()
         model(probe, training=False)
         dt = time.perf_counter() - t
-        best, spent = min(best, dt), spent + dt
+        best, spent = min(best, dt), spent + (dt if i else 0.0)  # the first call's one-time costs are free
         if input_s + BACKWARD_FACTOR * best > PROBE_AGAIN_BELOW_SECONDS or spent > PROBE_SECONDS:
             break  # far too long to batch even without the one-time costs, or probed long enough
     return input_s + BACKWARD_FACTOR * best
