@@ -390,7 +390,10 @@ def table(r: dict[str, Any]) -> str:
         f"every process pinned to one core; measured {m.get('date')}. Training losses of the two paths per "
         f"epoch: equal within a relative {r.get('loss_rtol')} (same seed, same shuffle).",
         "",
-        f"`{commands.get('fit')}`; {_load_text(loads.get('fit'))}; medians of the interleaved runs:",
+        "`python benchmarks/throughput_bench.py --sections fit --tasks T`, the two paths interleaved; "
+        "medians of the runs; load per task: "
+        + "; ".join(f"{t} {_load_text(v.get('load'))}" for t, v in (r.get("fit") or {}).items())
+        + ":",
         "",
         "| task (epochs) | runs | path | steps/execution | val batch | first epoch s | later epoch s | tracing s | "
         "training images/s | speed-up | max loss rel. diff |",

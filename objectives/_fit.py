@@ -123,7 +123,7 @@ def estimate_step_seconds(model: Any, train: FitInputs, batch_size: int) -> floa
         model(probe, training=False)
         dt = time.perf_counter() - t
         best, spent = min(best, dt), spent + (dt if i else 0.0)  # the first call's one-time costs are free
-        if input_s + BACKWARD_FACTOR * best > PROBE_AGAIN_BELOW_SECONDS or spent > PROBE_SECONDS:
+        if i and (input_s + BACKWARD_FACTOR * best > PROBE_AGAIN_BELOW_SECONDS or spent > PROBE_SECONDS):
             break  # far too long to batch even without the one-time costs, or probed long enough
     return input_s + BACKWARD_FACTOR * best
 
