@@ -552,6 +552,14 @@ def build(results: Path) -> str:
         ]
         for c in sorted(caches, key=lambda c: c["epochs"]):
             out += [feature_cache_section(c), ""]
+    throughput = results / "throughput" / "throughput.json"
+    if throughput.exists():
+        from throughput_bench import table as throughput_table
+
+        out += [throughput_table(json.loads(throughput.read_text())), ""]
+        levers = _machine.ROOT / "benchmarks" / "THROUGHPUT_NOTES.md"
+        if levers.exists():
+            out += [levers.read_text().rstrip(), ""]
     notes = _machine.ROOT / "benchmarks" / "NOTES.md"
     if notes.exists():  # hand-written analysis, kept beside the generated tables
         out += [notes.read_text().rstrip(), ""]

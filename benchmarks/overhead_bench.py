@@ -213,9 +213,11 @@ def _load_runner_class(variant: str, orig_ref: str) -> Any:
     path = _machine.TMP / f"objective_{orig_ref}.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(src)
-    spec = importlib.util.spec_from_file_location("objective_orig", path)
+    # inside the package, so that the old module's relative imports (``from .storage``) resolve
+    name = "hpsearch._objective_orig"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["objective_orig"] = mod
+    sys.modules[name] = mod
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     return mod.TrialRunner
 

@@ -220,7 +220,9 @@ def head_layers(x: Any, params: dict[str, Any], spec: Any) -> Any:
         x = keras.layers.Dense(int(params["dense_units"]), activation="relu")(x)
     if float(params.get("dropout", 0.0)) > 0:
         x = keras.layers.Dropout(float(params["dropout"]))(x)
-    return keras.layers.Dense(spec.num_classes, activation="softmax")(x)
+    # float32 under a mixed_float16 policy too (objectives/_fit.py): a float16 softmax and loss
+    # lose precision; a no-op under the default float32 policy.
+    return keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32")(x)
 
 
 def compile_head(model: Any, params: dict[str, Any], spec: Any, *, steps_per_execution: int = 1) -> Any:

@@ -17,7 +17,10 @@ what is missing. A module is a task when it has these attributes:
                                ``fit_inputs``, the params include an int ``batch_size`` (the
                                batch size of both search and final training).
 ``build_model(params, spec) -> keras.Model``
-                               a compiled model from a plain params dict; no Optuna needed
+                               a compiled model from a plain params dict; no Optuna needed.
+                               The params are ``trial.params`` (what ``search_space`` suggested;
+                               constants belong in ``build_model``) and always hold ``batch_size``:
+                               search and final training fit with it (objectives/_fit.py)
 
 Optional, each its own Protocol (checked by ``isinstance``, never ``getattr``):
 ``options: dict[str, TaskOption]`` (``HasOptions``) task settings chosen at ``create`` time

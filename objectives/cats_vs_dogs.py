@@ -40,6 +40,7 @@ description = (
 )
 
 BACKBONE = "MobileNetV2"
+mixed_precision = True  # mixed_float16 on GPUs (objectives/_fit.py); float32 on CPU
 URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 
 OPTIONS = _backbones.backbone_options(160)

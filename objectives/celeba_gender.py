@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import keras
 
 name = "celeba_gender"
+mixed_precision = True  # mixed_float16 on GPUs (objectives/_fit.py); float32 on CPU
 description = "CelebA faces, gender (attribute Male), frozen VGG16 + dense head (CelebA notebook)"
 
 BACKBONE = "VGG16"

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import keras
 
 name = "image_folder"
+mixed_precision = True  # mixed_float16 on GPUs (objectives/_fit.py); float32 on CPU
 description = "any folder of class sub-folders, pretrained keras.applications backbone (option backbone) + head"
 
 OPTIONS = {

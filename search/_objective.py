@@ -13,9 +13,6 @@ import os
 import time
 from typing import Any
 
-from .objectives import CustomFitInputs
-from .objectives import SearchShortcut
-
 
 class Diverged(Exception):
     """The training loss became NaN or infinite."""
@@ -115,6 +112,10 @@ def _collect() -> None:
     gc.freeze()
 
 
+# What ``fit_task`` measured that a trial keeps as user attributes.
+RECORDED_FIT_INFO = ("feature_cache", "steps_per_execution", "step_estimate_s", "max_execution_s")
+
+
 class TrialRunner:
     """Runs one trial of ``task`` on ``data`` (loaded once per worker and reused)."""
 
@@ -132,43 +133,34 @@ class TrialRunner:
         return (self.seed or 0) * 100_003 + number
 
     def __call__(self, trial: Any) -> float:
-        """Train; return the best validation accuracy. Writes history and timing as user attrs."""
+        """Train; return the best validation accuracy. Writes history and timing as user attrs.
+
+        The model is built from ``trial.params`` (what Optuna stores and ``export`` writes), after
+        ``task.search_space(trial)`` has suggested them: search and final training build from the
+        same dict.
+        """
         import optuna
 
-        keras = self._keras
-        params = self.task.search_space(trial)
-        _clear_session(keras)
+        from .objectives._fit import FitRun
+        from .objectives._fit import fit_task
+
+        self.task.search_space(trial)
+        params = dict(trial.params)
+        _clear_session(self._keras)
         _collect()
-        keras.utils.set_random_seed(self.trial_seed(trial.number))
         t0 = time.perf_counter()
         epoch_log: list[dict[str, float]] = []
-        extra: dict[str, Any] = {}
+        run = FitRun()
         try:
-            seed = self.trial_seed(trial.number)
-            shortcut = (
-                self.task.search_model(params, self.data, seed=seed) if isinstance(self.task, SearchShortcut) else None
-            )
-            if shortcut is not None:
-                model, train, val = shortcut
-                extra["feature_cache"] = True
-            else:
-                model = self.task.build_model(params, self.data.spec)
-                if isinstance(self.task, CustomFitInputs):
-                    train, val = self.task.fit_inputs(self.data, params, seed=seed)
-                else:
-                    bs = int(params["batch_size"])
-                    train = self.data.inputs("train", bs, shuffle=True, seed=seed)
-                    val = self.data.inputs("val", bs)
-            model.fit(
-                train.x,
-                train.y,
-                batch_size=train.batch_size,
+            fit_task(
+                self.task,
+                self.data,
+                params,
                 epochs=self.max_epochs,
-                validation_data=(val.x, val.y) if val.y is not None else val.x,
-                validation_batch_size=val.batch_size,
+                seed=self.trial_seed(trial.number),
                 callbacks=[_history_callback(epoch_log), _pruning_callback(trial, self.max_epochs), *self.callbacks],
-                verbose=0,
-                shuffle=train.y is not None,  # datasets shuffle themselves (seeded)
+                search=True,
+                run=run,
             )
         except Diverged as e:
             # NaN/inf loss: report the epoch it happened in (if validation ran) and prune.
@@ -178,6 +170,7 @@ class TrialRunner:
             trial.set_user_attr("fail_reason", f"diverged: {e}")
             raise optuna.TrialPruned(f"diverged: {e}") from None
         finally:
+            extra = {k: run.info[k] for k in RECORDED_FIT_INFO if k in run.info}
             _record(trial, epoch_log, time.perf_counter() - t0, extra)
         accs = [row["val_accuracy"] for row in epoch_log if math.isfinite(row.get("val_accuracy", math.nan))]
         if not accs:

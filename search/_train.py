@@ -60,10 +60,10 @@ def train_final(
     seed: int = 0,
     log: Any = print,
 ) -> dict[str, Any]:
-    import keras
-
     from .objectives import ArrayData
-    from .objectives import CustomFitInputs
+    from .objectives._fit import batch_size_of
+    from .objectives._fit import eval_batch_size
+    from .objectives._fit import fit_task
 
     data = task.load_data(data_dir, seed=int(doc.get("data_seed", 0)), options=doc["task_options"])
     if train_on == "train+val":
@@ -74,35 +74,14 @@ def train_final(
         data = data.merged(("train", "val"))
     log(f"data: {data.description}")
     out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
     params = doc["params"]
-    model = task.build_model(params, data.spec)
-    bs = int(params.get("batch_size", 32))
-    if isinstance(task, CustomFitInputs):
-        train, val = task.fit_inputs(data, params, seed=seed)
-    else:
-        train = data.inputs("train", bs, shuffle=True, seed=seed)
-        val = data.inputs("val", bs)
     t0 = time.perf_counter()
     # With --train-on train+val the validation split is part of the training data: a "validation"
     # curve on it would only measure memorisation, so there is none.
-    validation: dict[str, Any] = {}
-    if train_on == "train":
-        validation = {
-            "validation_data": (val.x, val.y) if val.y is not None else val.x,
-            "validation_batch_size": val.batch_size,
-        }
-    hist = model.fit(
-        train.x,
-        train.y,
-        batch_size=train.batch_size,
-        epochs=epochs,
-        verbose=0,
-        shuffle=train.y is not None,
-        **validation,  # datasets shuffle themselves (seeded)
-    )
+    run = fit_task(task, data, params, epochs=epochs, seed=seed, validate=train_on == "train")
     fit_seconds = time.perf_counter() - t0
-    test = data.inputs("test", bs)
+    model = run.model
+    test = data.inputs("test", eval_batch_size(batch_size_of(params), data.spec.input_shape))
     y_true = data.labels("test")
     probs = model.predict(test.x, batch_size=test.batch_size, verbose=0)
     y_pred = np.argmax(probs, axis=-1)
@@ -125,7 +104,8 @@ def train_final(
         "train_on": train_on,
         "fit_seconds": round(fit_seconds, 2),
         "data": data.description,
-        "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+        "history": run.history,
+        "steps_per_execution": run.info.get("steps_per_execution"),
     }
     model.save(out / "model.keras")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
