@@ -131,6 +131,8 @@ class TrialRunner:
         """Train; return the best validation accuracy. Writes history and timing as user attrs."""
         import optuna
 
+        from ._summary import trial_epoch_lines
+
         keras = self._keras
         params = self.task.search_space(trial)
         _clear_session(keras)
@@ -162,7 +164,11 @@ class TrialRunner:
                 epochs=self.max_epochs,
                 validation_data=(val.x, val.y) if val.y is not None else val.x,
                 validation_batch_size=val.batch_size,
-                callbacks=[_history_callback(epoch_log), _pruning_callback(trial, self.max_epochs)],
+                callbacks=[
+                    _history_callback(epoch_log),
+                    _pruning_callback(trial, self.max_epochs),
+                    trial_epoch_lines(trial.number, self.max_epochs),
+                ],
                 verbose=0,
                 shuffle=train.y is not None,  # datasets shuffle themselves (seeded)
             )

@@ -46,6 +46,7 @@ def train_final(
 ) -> dict[str, Any]:
     import keras
 
+    from ._summary import epoch_lines
     from .objectives import ArrayData
 
     data = task.load_data(data_dir, seed=int(doc.get("data_seed", 0)), options=doc["task_options"])
@@ -82,6 +83,7 @@ def train_final(
         batch_size=train.batch_size,
         epochs=epochs,
         verbose=0,
+        callbacks=[epoch_lines("train", epochs, after=0.0, log=log)],
         shuffle=train.y is not None,
         **validation,  # datasets shuffle themselves (seeded)
     )

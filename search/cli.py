@@ -8,7 +8,6 @@ Heavy imports (TensorFlow, Optuna) happen inside ``take_action``: ``--help`` and
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -254,8 +253,11 @@ class WorkerCmd(Command):
         return run_worker(args, resolve_url(args.storage))
 
 
-def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
+def run_worker(args: argparse.Namespace, url: str, data: Any = None, started: float | None = None) -> int:
     """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
+    import time
+
+    started = time.monotonic() if started is None else started
     from ._objective import TrialRunner
     from ._objective import quiet_tensorflow
     from ._objective import set_memory_growth
@@ -312,7 +314,21 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
         else "budget spent"
     )
     emit(f"{prefix}worker done: {n} trial(s) run, {why}")
+    if not worker_id:  # under `run --workers K` / `launch`, the launcher prints the study's summary
+        _print_summary(study, args, started, ran=n)
     return 0
+
+
+def _print_summary(study: Any, args: argparse.Namespace, started: float, ran: int | None = None) -> None:
+    """The end-of-run summary (search/_summary.py): best trial, trials by state, time, next commands."""
+    import time
+
+    from ._summary import summary_lines
+    from ._worker import emit
+
+    flag = mask_url(args.storage) if getattr(args, "storage", None) else None
+    for line in summary_lines(study, seconds=time.monotonic() - started, ran=ran, storage_flag=flag):
+        emit(line)
 
 
 class Run(Command):
@@ -332,10 +348,13 @@ class Run(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        import time
+
         from ._objective import quiet_tensorflow
         from ._study import create_study
         from ._study import validate_settings
 
+        started = time.monotonic()
         quiet_tensorflow()
         _quiet_optuna()
         study_name = args.study or args.task
@@ -358,13 +377,16 @@ class Run(Command):
         if args.workers == 1:
             # In-process, reusing the data loaded above; --n-trials is the study cap, not a worker cap.
             os.environ.setdefault("HPSEARCH_WORKER_INDEX", "0")
-            return run_worker(argparse.Namespace(**{**vars(args), "n_trials": None}), url, data=data)
+            return run_worker(argparse.Namespace(**{**vars(args), "n_trials": None}), url, data=data, started=started)
         from ._launch import Launcher
         from ._launch import plan_slots
+        from ._study import load_study
 
         del data
         launcher = Launcher(plan_slots([], 1, args.workers), _worker_args(args), storage_url=url)
-        return launcher.run()
+        rc = launcher.run()
+        _print_summary(load_study(storage, study_name, url=url), args, started)
+        return rc
 
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
@@ -421,6 +443,8 @@ class Launch(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        import time
+
         from ._launch import Launcher
         from ._launch import detect_gpus
         from ._launch import plan_slots
@@ -444,7 +468,10 @@ class Launch(Command):
             + (f"GPU(s) {','.join(gpus)}" if gpus else "CPU"),
             flush=True,
         )
-        return Launcher(slots, _worker_args(args), storage_url=url, max_restarts=args.max_restarts).run()
+        started = time.monotonic()
+        rc = Launcher(slots, _worker_args(args), storage_url=url, max_restarts=args.max_restarts).run()
+        _print_summary(load_study(open_storage(url), args.study, url=url), args, started)
+        return rc
 
 
 class Studies(Command):
@@ -489,6 +516,8 @@ class Status(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from ._study import load_study
+        from ._summary import fmt
+        from ._summary import format_params
         from ._worker import trial_note
 
         storage, url = _open(args)
@@ -503,17 +532,18 @@ class Status(Command):
         if complete:
             best = study.best_trial
             print(
-                f"best: trial {best.number} value {best.value:.4f} best_epoch {best.user_attrs.get('best_epoch')} "
-                f"params {json.dumps(best.params, sort_keys=True)}"
+                f"best: trial {best.number} value {fmt(best.value)} best_epoch {best.user_attrs.get('best_epoch')} "
+                f"cache {'yes' if best.user_attrs.get('feature_cache') else 'no'} params {format_params(best.params)}"
             )
-        print(f"{'#':>4} {'state':<8} {'value':>7} {'epochs':>6} {'seconds':>8}  note")
+        print(f"{'#':>4} {'state':<8} {'value':>7} {'epochs':>6} {'seconds':>8} {'cache':>5}  note")
         for t in trials:
             a = t.user_attrs
-            value = "-" if t.value is None else f"{t.value:.4f}"
+            value = "-" if t.value is None else fmt(t.value)
             secs = a.get("seconds")
+            cache = "yes" if a.get("feature_cache") else "-"
             print(
                 f"{t.number:>4} {t.state.name:<8} {value:>7} {a.get('epochs_run', 0):>6} "
-                f"{'-' if secs is None else f'{secs:.1f}':>8}  {trial_note(t)}"
+                f"{'-' if secs is None else f'{secs:.1f}':>8} {cache:>5}  {trial_note(t)}"
             )
         return 0
 
