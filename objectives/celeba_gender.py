@@ -189,8 +189,29 @@ def celeba_splits(root: Path, *, max_images: int) -> tuple[dict[str, tuple[list[
         sel = np.asarray(idx[split], dtype=int)[exists] if len(paths) else np.zeros(0, dtype=int)
         splits[split] = ([p for p, e in zip(paths, exists) if e], labels[sel])
         if not splits[split][0]:
-            raise TaskError(f"the {split} split of {root} is empty ({how}); add images or raise --option max_images")
+            raise TaskError(_empty_split_message(root, images, attr, files, split, how, part_file))
     return splits, missing, f"CelebA {root}: {how}"
+
+
+def _empty_split_message(
+    root: Path, images: Path, attr: Path, files: list[str], split: str, how: str, part_file: Path | None
+) -> str:
+    """Why a split has no image on disk, and the fix: usually only some of CelebA's images are there."""
+    present = [(images / f).is_file() for f in files]
+    n_present = sum(present)
+    lead = next((i for i, p in enumerate(present) if not p), len(present))  # images present from the top
+    have = f"only {n_present:,} of the {len(files):,} images listed in {attr.name} are in {images}"
+    if part_file is not None:
+        return (
+            f"the {split} split of {root} is empty ({how}): {have}, none of them in the {split} "
+            f"partition of {part_file.name}; add the missing images, or move {part_file.name} away "
+            f"to split the first max_images images 80/10/10 (then lower --option max_images to at most {lead:,})"
+        )
+    if lead >= 10:
+        fix = f"lower --option max_images to at most {lead:,} (the images present from the top of {attr.name})"
+    else:
+        fix = f"lower --option max_images to the number of images you have ({n_present:,})"
+    return f"the {split} split of {root} is empty ({how}): {have}; {fix}, or add the missing images"
 
 
 def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | None = None) -> Any:
@@ -210,6 +231,7 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     if not root.is_dir():
         raise TaskError(f"data directory {root} does not exist; fix --data-dir")
     splits, missing, how = celeba_splits(root, max_images=int(opts["max_images"]))
+    _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])  # before decoding any image
     if missing:
         logging.getLogger("hpsearch").warning(
             "skipped %d image(s) listed in the attribute file but missing in %s", missing, root
@@ -220,11 +242,9 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
         f"{how}: {sizes['train']} train / {sizes['val']} val / {sizes['test']} test, "
         f"{opts['image_size']}x{opts['image_size']}" + (f"; {missing} listed image(s) missing" if missing else "")
     )
-    data = ImageFolderData(
+    return ImageFolderData(
         splits, class_names=CLASS_NAMES, image_size=opts["image_size"], description=desc, options=opts, skipped=bad
     )
-    _backbones.check_weights(BACKBONE, opts["image_size"], opts["weights"])
-    return data
 
 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:

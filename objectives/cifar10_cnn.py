@@ -20,6 +20,7 @@ from typing import Any
 from . import _cifar
 from ._base import ArrayData
 from ._base import DataSpec
+from ._base import class_names_option
 
 name = "cifar10_cnn"
 description = (
@@ -30,6 +31,8 @@ SGD_MOMENTUM = 0.9
 
 # The notebook's configurations, enqueued as a new study's first trials (batch size: Keras'
 # default 32, which the notebook used; epochs: the study's --max-epochs).
+options = {"class_names": class_names_option()}  # or classes.txt beside the data
+
 baselines: list[dict[str, Any]] = [
     # (a) final model: Conv 32/64/128/128 3x3 + batch norm + max-pool, flatten, dropout 0.2,
     #     2 x Dense 128 with dropout 0.2, adam, 10 epochs: 74.50% test.

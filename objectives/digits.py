@@ -6,10 +6,15 @@ from typing import Any
 
 from ._base import ArrayData
 from ._base import DataSpec
+from ._base import class_names_option
+from ._base import named
+from ._base import resolve_class_names
 from ._base import seeded_split
 
 name = "digits"
 description = "scikit-learn's bundled 8x8 digits (1,797 images, no download), small MLP; for demos and tests"
+
+options = {"class_names": class_names_option()}
 
 SPLIT = (1257, 270, 270)  # train / val / test of a seeded permutation of the 1,797 images
 
@@ -47,6 +52,7 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
     x = (bunch.images / 16.0).astype("float32")  # (1797, 8, 8), pixel values 0..16
     y = bunch.target
     tr, va, te = seeded_split(len(x), SPLIT, seed)
+    names, source = resolve_class_names(tuple(str(i) for i in range(10)), [y], options, data_dir)
     return ArrayData(
         x_train=x[tr],
         y_train=y[tr],
@@ -54,8 +60,10 @@ def load_data(data_dir: str | None = None, *, seed: int = 0, options: dict[str, 
         y_val=y[va],
         x_test=x[te],
         y_test=y[te],
-        class_names=tuple(str(i) for i in range(10)),
-        description=f"sklearn digits: seeded split (seed {seed}) {SPLIT[0]}/{SPLIT[1]}/{SPLIT[2]}",
+        class_names=names,
+        description=named(
+            f"sklearn digits: seeded split (seed {seed}) {SPLIT[0]}/{SPLIT[1]}/{SPLIT[2]}", names, source
+        ),
         options=options,
     )
 

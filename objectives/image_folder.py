@@ -57,15 +57,16 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: dict[str, Any] | 
     opts = task_options(sys.modules[__name__], options or {})
     if data_dir is None:
         raise TaskError("image_folder needs --data-dir: a folder with one sub-folder of images per class")
-    data = folder_data(
+    if not Path(data_dir).is_dir():
+        raise TaskError(f"data directory {data_dir} does not exist; fix --data-dir")
+    _backbones.check_weights(opts["backbone"], opts["image_size"], opts["weights"])  # before decoding any image
+    return folder_data(
         Path(data_dir),
         seed=seed,
         image_size=opts["image_size"],
         options=opts,
         what=f"image folder ({opts['backbone']})",
     )
-    _backbones.check_weights(opts["backbone"], opts["image_size"], opts["weights"])
-    return data
 
 
 def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
