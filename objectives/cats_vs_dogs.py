@@ -106,7 +106,7 @@ def data_root(data_dir: str | None) -> Path:
         d = d / "cats_and_dogs_filtered"
     if not _has_train(d):
         raise TaskError(
-            f"no train/ (or training_set/) folder in {d}: expected train/{{cats,dogs}} and validation/{{cats,dogs}} "
+            f"no train/ folder (nor training_set/) in {d}: expected train/{{cats,dogs}} and validation/{{cats,dogs}} "
             "(the cats_and_dogs_filtered layout) or training_set/{cats,dogs} and test_set/{cats,dogs}; fix --data-dir"
         )
     return d
