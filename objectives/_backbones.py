@@ -123,7 +123,7 @@ def build_backbone(name: str, image_size: int, weights: Any, trainable_layers: i
             raise TaskError(
                 f"cannot download ImageNet weights for {name} ({brief(e)}); without network use --weights "
                 f"none (random initialisation), or download {file} elsewhere and put it in "
-                f"~/.keras/models/ or pass --weights /path/to/{file}"
+                f"~/.keras/models/, or pass --weights /path/to/file.h5"
             ) from None
         if w is not None:
             raise TaskError(
