@@ -327,7 +327,12 @@ def _print_summary(study: Any, args: argparse.Namespace, started: float, ran: in
     from ._worker import emit
 
     flag = mask_url(args.storage) if getattr(args, "storage", None) else None
-    for line in summary_lines(study, seconds=time.monotonic() - started, ran=ran, storage_flag=flag):
+    try:
+        lines = summary_lines(study, seconds=time.monotonic() - started, ran=ran, storage_flag=flag)
+    except Exception as e:  # the trials are done and stored; a summary that cannot be read is no failure
+        _logger.warning("no summary: %s", mask_text(" ".join(str(e).split())[:200]))
+        return
+    for line in lines:
         emit(line)
 
 
