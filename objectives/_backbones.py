@@ -21,8 +21,10 @@ from typing import Any
 
 from ._base import TaskError
 from ._base import TaskOption
+from ._base import brief
 
-# name -> (keras.applications module, constructor, ImageNet no-top weights file for the error message)
+# name -> (keras.applications module, constructor, ImageNet no-top weights file (MobileNetV2: at 224 px;
+# see weights_file) for the error message)
 BACKBONES: dict[str, tuple[str, str, str]] = {
     "MobileNetV2": ("mobilenet_v2", "MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
     "EfficientNetB0": ("efficientnet", "EfficientNetB0", "efficientnetb0_notop.h5"),
@@ -81,6 +83,17 @@ def resolve_weights(value: Any) -> str | None:
     return str(p.resolve())
 
 
+MOBILENET_SIZES = (96, 128, 160, 192, 224)  # sizes MobileNetV2 has ImageNet weights for (else 224's)
+
+
+def weights_file(name: str, image_size: int) -> str:
+    """The ImageNet no-top weights file Keras downloads for backbone ``name`` at ``image_size``."""
+    if name == "MobileNetV2":
+        rows = image_size if image_size in MOBILENET_SIZES else 224
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+    return BACKBONES[name][2]
+
+
 def _constructor(name: str) -> Any:
     import importlib
 
@@ -101,15 +114,16 @@ def build_backbone(name: str, image_size: int, weights: Any, trainable_layers: i
         if w not in (None, "imagenet"):
             raise TaskError(
                 f"weights file {w} does not fit {name} without its top at {shape}: {e}; pass the "
-                f"no-top file ({BACKBONES[name][2]}) or --weights none"
+                f"no-top file ({weights_file(name, int(image_size))}) or --weights none"
             ) from None
         raise TaskError(f"cannot build {name} for input {shape}: {e}; choose another image_size") from None
     except Exception as e:
         if w == "imagenet":
+            file = weights_file(name, int(image_size))
             raise TaskError(
-                f"cannot download ImageNet weights for {name} ({' '.join(str(e).split())[:200]}); "
-                f"without network use --weights none (random initialisation) or download "
-                f"{BACKBONES[name][2]} elsewhere and pass --weights /path/to/file.h5"
+                f"cannot download ImageNet weights for {name} ({brief(e)}); without network use --weights "
+                f"none (random initialisation), or download {file} elsewhere and put it in "
+                f"~/.keras/models/, or pass --weights /path/to/file.h5"
             ) from None
         if w is not None:
             raise TaskError(

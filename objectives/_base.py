@@ -179,6 +179,68 @@ class ArrayData(Data):
         )
 
 
+CLASSES_FILE = "classes.txt"
+
+
+def class_names_option() -> TaskOption:
+    """The ``class_names`` option of the array tasks."""
+    return TaskOption(
+        "",
+        f"class names for labels 0, 1, ..., comma-separated (A,B,C); default: {CLASSES_FILE} beside "
+        "the data (one name a line), else the data set's own",
+    )
+
+
+def resolve_class_names(
+    default: tuple[str, ...], labels: list[np.ndarray], options: Mapping[str, Any] | None, data_dir: Any
+) -> tuple[tuple[str, ...], str | None]:
+    """(class names, where they came from: ``None`` for the data set's own).
+
+    From ``--option class_names=A,B,...``, else ``classes.txt`` in ``data_dir``, else ``default``
+    (or ``0``, ``1``, ... when the labels go beyond it: IDX files of another alphabet). The count
+    must equal the number of classes the labels imply (at least ``len(default)``).
+    """
+    from pathlib import Path
+
+    top = max((int(y.max()) for y in labels if len(y)), default=-1)
+    n = max(len(default), top + 1)
+    names = default if n == len(default) else tuple(str(i) for i in range(n))
+    text = str((options or {}).get("class_names") or "").strip()
+    source: str | None = None
+    if text:
+        given, source = [c.strip() for c in text.split(",")], "--option class_names"
+    elif data_dir is not None and (Path(data_dir) / CLASSES_FILE).is_file():
+        path = Path(data_dir) / CLASSES_FILE
+        try:
+            given = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise TaskError(f"cannot read {path}: {brief(e)}; write one class name a line (UTF-8)") from None
+        source = str(path)
+    else:
+        return names, None
+    if len(given) != n or not all(given) or len(set(given)) != len(given):
+        raise TaskError(
+            f"{source} names {len(given)} class(es) but the labels have {n} (0-{n - 1}); give {n} distinct, "
+            f"non-empty names in label order"
+        )
+    return tuple(given), source
+
+
+def named(description: str, names: tuple[str, ...], source: str | None) -> str:
+    """The data line with the class names when they are not the data set's own."""
+    if source is None:
+        return description
+    shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+    return f"{description}; classes {shown} (from {source})"
+
+
+def brief(error: object, width: int = 200) -> str:
+    """An error's text on one line, at most ``width`` characters, cut between words (never inside one)."""
+    import textwrap
+
+    return textwrap.shorten(" ".join(str(error).split()), width, placeholder=" ...") or type(error).__name__
+
+
 def seeded_split(n: int, sizes: tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Indices of a seeded permutation of ``range(n)`` cut into consecutive parts of ``sizes``."""
     if sum(sizes) > n:

@@ -125,5 +125,26 @@ def celeba_splits(root: Path, *, max_images: int) -> tuple[dict[str, tuple[list[
         kept = np.asarray(idx[split], dtype=int)[exists] if len(paths) else np.zeros(0, dtype=int)
         splits[split] = ([p for p, e in zip(paths, exists) if e], labels[kept])
         if not splits[split][0]:
-            raise TaskError(f"the {split} split of {root} is empty ({how}); add images or raise --option max_images")
+            raise TaskError(_empty_split_message(root, images, attr, files, split, how, part_file))
     return splits, missing, f"CelebA {root}: {how}"
+
+
+def _empty_split_message(
+    root: Path, images: Path, attr: Path, files: list[str], split: str, how: str, part_file: Path | None
+) -> str:
+    """Why a split has no image on disk, and the fix: usually only some of CelebA's images are there."""
+    present = [(images / f).is_file() for f in files]
+    n_present = sum(present)
+    lead = next((i for i, p in enumerate(present) if not p), len(present))  # images present from the top
+    have = f"only {n_present:,} of the {len(files):,} images listed in {attr.name} are in {images}"
+    if part_file is not None:
+        return (
+            f"the {split} split of {root} is empty ({how}): {have}, none of them in the {split} "
+            f"partition of {part_file.name}; add the missing images, or move {part_file.name} away "
+            f"to split the first max_images images 80/10/10 (then lower --option max_images to at most {lead:,})"
+        )
+    if lead >= 10:
+        fix = f"lower --option max_images to at most {lead:,} (the images present from the top of {attr.name})"
+    else:
+        fix = f"lower --option max_images to the number of images you have ({n_present:,})"
+    return f"the {split} split of {root} is empty ({how}): {have}; {fix}, or add the missing images"

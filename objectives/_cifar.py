@@ -24,6 +24,9 @@ import numpy as np
 from ._base import ArrayData
 from ._base import OptionValue
 from ._base import TaskError
+from ._base import brief
+from ._base import named
+from ._base import resolve_class_names
 from ._base import seeded_split
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -73,8 +76,7 @@ def load_arrays(
             (x_tr, y_tr), (x_te, y_te) = keras.datasets.cifar10.load_data()
         except Exception as e:
             raise TaskError(
-                f"cannot download CIFAR-10 ({' '.join(str(e).split())[:200]}); give --data-dir with the "
-                "cifar-10-batches-py folder"
+                f"cannot download CIFAR-10 ({brief(e)}); give --data-dir with the cifar-10-batches-py folder"
             ) from None
         source = "keras.datasets.cifar10"
         y_tr, y_te = y_tr.reshape(-1), y_te.reshape(-1)
@@ -107,6 +109,8 @@ def load_arrays(
 
 def load(data_dir: str | None, *, seed: int, options: Mapping[str, OptionValue] | None = None) -> ArrayData:
     splits, names, desc = load_arrays(data_dir, seed=seed)
+    names, source = resolve_class_names(names, [y for _, y in splits.values()], options, data_dir)
+    desc = named(desc, names, source)
 
     def prep(x: np.ndarray) -> np.ndarray:
         return x.astype("float32") / 255.0

@@ -16,12 +16,20 @@ extensions are read, and images are resized bilinearly without keeping the aspec
 
 Folder layouts (``image_splits``):
 
-- ``D/train/<class>/...`` with ``D/validation/`` or ``D/val/`` and optionally ``D/test/``:
-  those splits; without ``test/``, the test set is a seeded fifth of the validation images
-  (the cats-vs-dogs notebook's ``validation_dataset.take(len // 5)``); without a validation
-  folder, seeded 10% of the training images are the validation set (and 10% more the test set
-  when there is no ``test/`` either).
-- ``D/<class>/...`` only: a seeded 80% / 10% / 10% split.
+- split folders, named (case-insensitively) ``train``/``training``/``training_set``,
+  ``val``/``valid``/``validation``, ``test``/``test_set`` (``SPLIT_FOLDERS``; Kaggle's doubled
+  ``training_set/training_set/`` too), each holding the same ``<class>/`` folders: those splits;
+  without a test folder, the test set is a seeded fifth of the validation images (the
+  cats-vs-dogs notebook's ``validation_dataset.take(len // 5)``); without a validation folder,
+  seeded 10% of the training images are the validation set (and 10% more the test set when there
+  is no test folder either). A test or validation folder without a training folder is an error;
+  other folders beside the split folders are ignored with a warning.
+- ``D/<class>/...`` only: a seeded 80% / 10% / 10% split. When every such "class" folder holds
+  the same sub-folders (``a/{cats,dogs}``, ``b/{cats,dogs}``) they look like splits, and a warning
+  says how to name them.
+
+The data line (``description``) names the class names found and counts the images of each split
+after unreadable ones were dropped.
 """
 
 from __future__ import annotations
@@ -44,7 +52,14 @@ from ._base import seeded_split
 _logger = logging.getLogger("hpsearch")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # what tf.io.decode_image reads
-VAL_FOLDERS = ("validation", "val")
+# split folder names, matched case-insensitively (the first of each role is the canonical one)
+SPLIT_FOLDERS = {
+    "train": ("train", "training", "training_set", "train_set", "trainset"),
+    "val": ("validation", "val", "valid", "validation_set", "val_set", "valid_set"),
+    "test": ("test", "testing", "test_set", "testset"),
+}
+VAL_FOLDERS = SPLIT_FOLDERS["val"]
+IGNORED_FOLDERS = ("__macosx",)  # what zip tools leave beside the data
 CACHE_FRACTION = 0.25  # cache decoded images when they take at most this share of the memory
 CARVE_FRACTION = 0.1  # share of the training images taken for val (and test) when no folder exists
 TEST_SHARE_OF_VAL = 5  # without test/, test = one fifth of validation (as in the cats-vs-dogs notebook)
@@ -98,42 +113,117 @@ def _take(paths: list[str], labels: np.ndarray, idx: np.ndarray) -> tuple[list[s
     return [paths[i] for i in idx], labels[idx]
 
 
-def image_splits(data_dir: Path, *, seed: int) -> tuple[Splits, tuple[str, ...], str]:
-    """Train / val / test file lists of an image-folder data set (see the module docstring)."""
+def _role(name: str) -> str | None:
+    low = name.lower()
+    for role, names in SPLIT_FOLDERS.items():
+        if low in names:
+            return role
+    return None
+
+
+def _unnest(folder: Path) -> Path:
+    """Kaggle's ``training_set/training_set/<class>/``: a split folder holding only itself."""
+    subs = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(subs) == 1 and subs[0].is_dir() and subs[0].name.lower() == folder.name.lower():
+        return subs[0]
+    return folder
+
+
+def split_folders(data_dir: Path) -> dict[str, Path]:
+    """The split sub-folders of ``data_dir`` by role (``train`` / ``val`` / ``test``).
+
+    Names are matched case-insensitively against ``SPLIT_FOLDERS`` (``train``, ``training_set``,
+    ``val``, ``valid``, ``validation``, ``test``, ``test_set``...). Two folders of one role (``val/``
+    and ``validation/``) are a ``TaskError``.
+    """
+    found: dict[str, Path] = {}
+    for name in class_folders(data_dir):
+        role = _role(name)
+        if role is None:
+            continue
+        if role in found:
+            raise TaskError(
+                f"{data_dir} has two {role} folders, {found[role].name}/ and {name}/; keep one of them (merge their images)"
+            )
+        found[role] = _unnest(data_dir / name)
+    return found
+
+
+def _names(names: Sequence[str], most: int = 10) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def _warn_if_splits(data_dir: Path, names: Sequence[str]) -> None:
+    """Loudly warn when the "class" folders all hold the same sub-folders: they look like splits."""
+    if len(names) < 2:
+        return
+    subs = []
+    for name in names:
+        entries = [p for p in (data_dir / name).iterdir() if not p.name.startswith(".")]
+        if any(p.is_file() for p in entries):
+            return  # images directly in a class folder: a class
+        subs.append(tuple(sorted(p.name for p in entries if p.is_dir())))
+    if len(subs[0]) >= 2 and all(s == subs[0] for s in subs):
+        _logger.warning(
+            "the class folders of %s (%s) each hold the same sub-folders (%s): they look like splits, not "
+            "classes, and every class would mix all of them. If they are splits, rename them train/ and "
+            "test/ (or training_set/ and test_set/, val/ or validation/)",
+            data_dir,
+            _names(names),
+            _names(subs[0]),
+        )
+
+
+def image_splits(data_dir: Path, *, seed: int) -> tuple[Splits, tuple[str, ...], dict[str, str]]:
+    """Train / val / test file lists of an image-folder data set (see the module docstring), the class
+    names, and where each split came from (``{"train": "training_set/", ...}``)."""
     if not data_dir.is_dir():
         raise TaskError(f"data directory {data_dir} does not exist; fix --data-dir")
-    train_dir = data_dir / "train"
-    if not train_dir.is_dir():
+    dirs = split_folders(data_dir)
+    if not dirs:
         paths, labels, names = list_class_images(data_dir)
+        _warn_if_splits(data_dir, names)
         n = len(paths)
         n_val = n_test = max(1, round(n * CARVE_FRACTION))
         tr, va, te = seeded_split(n, (n - n_val - n_test, n_val, n_test), seed)
         splits = {"train": _take(paths, labels, tr), "val": _take(paths, labels, va), "test": _take(paths, labels, te)}
-        how = (
-            f"class folders of {data_dir}: seeded split (seed {seed}) {len(tr)} train / {len(va)} val / {len(te)} test"
+        how = f"seeded split of the class folders, seed {seed}"
+        return splits, names, {"train": how, "val": how, "test": how}
+    if "train" not in dirs:
+        raise TaskError(
+            f"{data_dir} has {', '.join(p.name + '/' for p in dirs.values())} but no training folder; "
+            "put the training images in train/<class>/ (or training_set/<class>/)"
         )
-        return splits, names, how
+    others = [n for n in class_folders(data_dir) if _role(n) is None and n.lower() not in IGNORED_FOLDERS]
+    if others:
+        _logger.warning(
+            "%s: reading the split folders %s and ignoring %s, which are not splits (split folders: "
+            "train/ or training_set/, val/ valid/ or validation/, test/ or test_set/); move class folders into train/",
+            data_dir,
+            ", ".join(p.name + "/" for p in dirs.values()),
+            ", ".join(n + "/" for n in others),
+        )
+    train_dir = dirs["train"]
     train = list_class_images(train_dir)
     names = train[2]
-    val_dir = next((data_dir / v for v in VAL_FOLDERS if (data_dir / v).is_dir()), None)
-    test_dir = data_dir / "test" if (data_dir / "test").is_dir() else None
+    val_dir, test_dir = dirs.get("val"), dirs.get("test")
+    rel = {k: str(p.relative_to(data_dir)) + "/" for k, p in dirs.items()}
     test = list_class_images(test_dir, names)[:2] if test_dir else None
-    parts = []
+    notes = {"train": rel["train"]}
     if val_dir is not None:
         val = list_class_images(val_dir, names)[:2]
         splits = {"train": train[:2]}
-        parts.append(f"{len(train[0])} train ({train_dir.name}/)")
         if test is None:
             n = len(val[0])
             n_test = max(1, n // TEST_SHARE_OF_VAL)
             te, va = seeded_split(n, (n_test, n - n_test), seed)
             splits["val"], splits["test"] = _take(*val, va), _take(*val, te)
-            parts.append(
-                f"{len(va)} val / {len(te)} test (seeded {TEST_SHARE_OF_VAL}th of {val_dir.name}/, seed {seed})"
-            )
+            notes["val"] = f"{rel['val']} less the test images"
+            notes["test"] = f"seeded {TEST_SHARE_OF_VAL}th of {rel['val']}, seed {seed}"
         else:
             splits["val"], splits["test"] = val, test
-            parts.append(f"{len(val[0])} val ({val_dir.name}/) / {len(test[0])} test (test/)")
+            notes["val"], notes["test"] = rel["val"], rel["test"]
     else:
         n = len(train[0])
         n_val = max(1, round(n * CARVE_FRACTION))
@@ -141,11 +231,17 @@ def image_splits(data_dir: Path, *, seed: int) -> tuple[Splits, tuple[str, ...],
         tr, va, te = seeded_split(n, (n - n_val - n_test, n_val, n_test), seed)
         splits = {"train": _take(*train[:2], tr), "val": _take(*train[:2], va)}
         splits["test"] = test if test is not None else _take(*train[:2], te)
-        parts.append(
-            f"{len(tr)} train / {len(va)} val (seeded from {train_dir.name}/, seed {seed}) / "
-            f"{len(splits['test'][0])} test ({'test/' if test is not None else 'seeded from train/'})"
+        notes["train"] = f"{rel['train']} less the val images"
+        notes["val"] = f"seeded {CARVE_FRACTION:.0%} of {rel['train']}, seed {seed}"
+        notes["test"] = (
+            rel["test"] if test is not None else f"seeded {CARVE_FRACTION:.0%} of {rel['train']}, seed {seed}"
         )
-    return splits, names, f"{data_dir}: " + ", ".join(parts)
+    return splits, names, notes
+
+
+def split_line(splits: Splits, notes: dict[str, str]) -> str:
+    """``598 train (train/) / 160 val (validation/) / 40 test (test/)``: counts as they are now."""
+    return " / ".join(f"{len(splits[k][0])} {k} ({notes[k]})" for k in ("train", "val", "test"))
 
 
 # -- checking ----------------------------------------------------------------------------------
@@ -321,11 +417,12 @@ def folder_data(
     data_dir: Path, *, seed: int, image_size: int, options: dict[str, Any] | None, what: str
 ) -> ImageFolderData:
     """``image_splits`` + ``check_images`` -> ``ImageFolderData``."""
-    splits, names, how = image_splits(data_dir, seed=seed)
-    splits, skipped = check_images(splits, str(data_dir))
+    splits, names, notes = image_splits(data_dir, seed=seed)
     if len(names) < 2:
         raise TaskError(f"{data_dir} has one class ({names[0]}); a classifier needs at least two class folders")
-    desc = f"{what} {how}, {len(names)} classes, {image_size}x{image_size}"
+    splits, skipped = check_images(splits, str(data_dir))
+    # counts after the unreadable images were dropped
+    desc = f"{what} {data_dir}: {split_line(splits, notes)}; {len(names)} classes ({_names(names)}), {image_size}x{image_size}"
     return ImageFolderData(
         splits, class_names=names, image_size=image_size, description=desc, options=options, skipped=skipped
     )

@@ -6,6 +6,9 @@ Sources, in order:
    split with a seeded permutation into 8,000 train / 1,000 validation / 1,000 test.
 2. no ``data_dir``: ``keras.datasets.mnist`` (downloads once into ``~/.keras/datasets``).
 
+Class names: the digits, unless ``--option class_names=A,B,...`` or a ``classes.txt`` beside the
+files (one name a line) names them; IDX labels beyond 9 (another alphabet) make more classes.
+
 With the full data set the official 10,000 test images are the test set and the last
 ``VAL_SIZE`` of a seeded permutation of the 60,000 training images is the validation set.
 """
@@ -22,6 +25,8 @@ import numpy as np
 from ._base import ArrayData
 from ._base import OptionValue
 from ._base import TaskError
+from ._base import named
+from ._base import resolve_class_names
 from ._base import seeded_split
 
 CLASS_NAMES = tuple(str(i) for i in range(10))
@@ -114,6 +119,10 @@ def load(
     data_dir: str | None, *, seed: int, channels: bool, options: Mapping[str, OptionValue] | None = None
 ) -> ArrayData:
     splits, desc = load_arrays(data_dir, seed=seed)
+    names, source = resolve_class_names(CLASS_NAMES, [y for _, y in splits.values()], options, data_dir)
+    if names != CLASS_NAMES:  # IDX files of another alphabet, or named classes: not (necessarily) MNIST
+        desc = desc.replace("MNIST", "MNIST-format", 1) + f", {len(names)} classes"
+    desc = named(desc, names, source)
 
     def prep(x: np.ndarray) -> np.ndarray:
         x = x.astype("float32") / 255.0
@@ -126,7 +135,7 @@ def load(
         y_val=splits["val"][1],
         x_test=prep(splits["test"][0]),
         y_test=splits["test"][1],
-        class_names=CLASS_NAMES,
+        class_names=names,
         description=desc,
         options=options,
     )

@@ -1,7 +1,8 @@
 """Cats vs dogs with a frozen MobileNetV2 (the transfer-learning notebook: 97% validation accuracy).
 
 Data: ``train/{cats,dogs}`` and ``validation/{cats,dogs}`` (the ``cats_and_dogs_filtered`` layout;
-``--data-dir`` may also be its parent). The test set is a seeded fifth of the validation images,
+``--data-dir`` may also be its parent), or Kaggle's ``training_set/`` + ``test_set/``; split folder
+names are matched case-insensitively (``objectives/_images.py``). The test set is a seeded fifth of the validation images,
 as in the notebook, unless a ``test/`` folder exists. Without ``--data-dir`` the notebook's
 ``cats_and_dogs_filtered.zip`` is downloaded once by ``keras.utils.get_file``. Images are
 resized to ``image_size`` (default 160, the notebook's); unreadable files are skipped and counted.
@@ -33,6 +34,7 @@ from ._base import str_option
 
 if TYPE_CHECKING:
     import keras
+from ._base import brief
 
 name = "cats_vs_dogs"
 description = (
@@ -93,7 +95,7 @@ def _download() -> Path:
         path = keras.utils.get_file("cats_and_dogs_filtered.zip", origin=URL, extract=True)
     except Exception as e:
         raise TaskError(
-            f"cannot download cats_and_dogs_filtered.zip ({' '.join(str(e).split())[:200]}); give --data-dir "
+            f"cannot download cats_and_dogs_filtered.zip ({brief(e)}); give --data-dir "
             "a folder with train/{cats,dogs} and validation/{cats,dogs}"
         ) from None
     p = Path(path)
@@ -103,16 +105,23 @@ def _download() -> Path:
     raise TaskError(f"the downloaded archive at {p} has no train/ folder; give --data-dir instead")
 
 
+def _has_train(d: Path) -> bool:
+    from ._images import split_folders
+
+    return d.is_dir() and "train" in split_folders(d)
+
+
 def data_root(data_dir: str | None) -> Path:
+    """The folder holding the split folders (``train/`` or ``training_set/``..., any case)."""
     if data_dir is None:
         return _download()
     d = Path(data_dir)
-    if not (d / "train").is_dir() and (d / "cats_and_dogs_filtered" / "train").is_dir():
+    if not _has_train(d) and _has_train(d / "cats_and_dogs_filtered"):
         d = d / "cats_and_dogs_filtered"
-    if not (d / "train").is_dir():
+    if not _has_train(d):
         raise TaskError(
-            f"no train/ folder in {d}: expected train/{{cats,dogs}} and validation/{{cats,dogs}} "
-            "(the cats_and_dogs_filtered layout); fix --data-dir"
+            f"no train/ folder (nor training_set/) in {d}: expected train/{{cats,dogs}} and validation/{{cats,dogs}} "
+            "(the cats_and_dogs_filtered layout) or training_set/{cats,dogs} and test_set/{cats,dogs}; fix --data-dir"
         )
     return d
 
@@ -121,11 +130,9 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, Opti
     from ._images import folder_data
 
     opts = resolve_options(name, OPTIONS, options or {})
-    data = folder_data(
-        data_root(data_dir), seed=seed, image_size=int_option(opts, "image_size"), options=opts, what="cats vs dogs"
-    )
-    _backbones.check_weights(BACKBONE, int_option(opts, "image_size"), str_option(opts, "weights"))
-    return data
+    root = data_root(data_dir)
+    _backbones.check_weights(BACKBONE, int_option(opts, "image_size"), str_option(opts, "weights"))  # before decoding
+    return folder_data(root, seed=seed, image_size=int_option(opts, "image_size"), options=opts, what="cats vs dogs")
 
 
 def build_model(params: Params, spec: DataSpec) -> keras.Model:

@@ -111,6 +111,7 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, Opti
     if not root.is_dir():
         raise TaskError(f"data directory {root} does not exist; fix --data-dir")
     splits, missing, how = celeba_splits(root, max_images=int_option(opts, "max_images"))
+    _backbones.check_weights(BACKBONE, int_option(opts, "image_size"), str_option(opts, "weights"))  # before decoding
     if missing:
         logging.getLogger("hpsearch").warning(
             "skipped %d image(s) listed in the attribute file but missing in %s", missing, root
@@ -129,7 +130,6 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, Opti
         options=opts,
         skipped=bad,
     )
-    _backbones.check_weights(BACKBONE, int_option(opts, "image_size"), str_option(opts, "weights"))
     return data
 
 

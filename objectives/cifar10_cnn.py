@@ -28,6 +28,7 @@ from ._base import SuggestTrial
 
 if TYPE_CHECKING:
     import keras
+from ._base import class_names_option
 
 name = "cifar10_cnn"
 description = (
@@ -38,6 +39,8 @@ SGD_MOMENTUM = 0.9
 
 # The notebook's configurations, enqueued as a new study's first trials (batch size: Keras'
 # default 32, which the notebook used; epochs: the study's --max-epochs).
+options = {"class_names": class_names_option()}  # or classes.txt beside the data
+
 baselines: list[dict[str, Any]] = [
     # (a) final model: Conv 32/64/128/128 3x3 + batch norm + max-pool, flatten, dropout 0.2,
     #     2 x Dense 128 with dropout 0.2, adam, 10 epochs: 74.50% test.

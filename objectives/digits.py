@@ -11,6 +11,9 @@ from ._base import DataSpec
 from ._base import OptionValue
 from ._base import Params
 from ._base import SuggestTrial
+from ._base import class_names_option
+from ._base import named
+from ._base import resolve_class_names
 from ._base import seeded_split
 
 if TYPE_CHECKING:
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 
 name = "digits"
 description = "scikit-learn's bundled 8x8 digits (1,797 images, no download), small MLP; for demos and tests"
+
+options = {"class_names": class_names_option()}
 
 SPLIT = (1257, 270, 270)  # train / val / test of a seeded permutation of the 1,797 images
 
@@ -57,6 +62,7 @@ def load_data(
     x = (bunch.images / 16.0).astype("float32")  # (1797, 8, 8), pixel values 0..16
     y = bunch.target
     tr, va, te = seeded_split(len(x), SPLIT, seed)
+    names, source = resolve_class_names(tuple(str(i) for i in range(10)), [y], options, data_dir)
     return ArrayData(
         x_train=x[tr],
         y_train=y[tr],
@@ -64,8 +70,10 @@ def load_data(
         y_val=y[va],
         x_test=x[te],
         y_test=y[te],
-        class_names=tuple(str(i) for i in range(10)),
-        description=f"sklearn digits: seeded split (seed {seed}) {SPLIT[0]}/{SPLIT[1]}/{SPLIT[2]}",
+        class_names=names,
+        description=named(
+            f"sklearn digits: seeded split (seed {seed}) {SPLIT[0]}/{SPLIT[1]}/{SPLIT[2]}", names, source
+        ),
         options=options,
     )
 

@@ -69,15 +69,16 @@ def load_data(data_dir: str | None, *, seed: int = 0, options: Mapping[str, Opti
     opts = resolve_options(name, OPTIONS, options or {})
     if data_dir is None:
         raise TaskError("image_folder needs --data-dir: a folder with one sub-folder of images per class")
-    data = folder_data(
+    if not Path(data_dir).is_dir():
+        raise TaskError(f"data directory {data_dir} does not exist; fix --data-dir")
+    _backbones.check_weights(str_option(opts, "backbone"), int_option(opts, "image_size"), str_option(opts, "weights"))
+    return folder_data(
         Path(data_dir),
         seed=seed,
         image_size=int_option(opts, "image_size"),
         options=opts,
         what=f"image folder ({opts['backbone']})",
     )
-    _backbones.check_weights(str_option(opts, "backbone"), int_option(opts, "image_size"), str_option(opts, "weights"))
-    return data
 
 
 def build_model(params: Params, spec: DataSpec) -> keras.Model:

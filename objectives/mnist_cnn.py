@@ -21,6 +21,7 @@ from ._base import SuggestTrial
 
 if TYPE_CHECKING:
     import keras
+from ._base import class_names_option
 
 name = "mnist_cnn"
 description = "MNIST 28x28x1 digits, 1-3 conv/pool blocks + dropout + optional dense (Keras MNIST convnet notebook)"
@@ -28,6 +29,8 @@ description = "MNIST 28x28x1 digits, 1-3 conv/pool blocks + dropout + optional d
 # The notebook's own configuration, enqueued as a new study's first trial:
 # Conv 32 3x3 -> pool -> Conv 64 3x3 -> pool -> flatten -> dropout 0.5 -> Dense 10;
 # adam (lr 1e-3), batch 128, 15 epochs (the study's --max-epochs): 99.28% test accuracy.
+options = {"class_names": class_names_option()}  # or classes.txt beside the data
+
 baselines: list[dict[str, Any]] = [
     {
         "n_blocks": 2,

@@ -15,11 +15,14 @@ from ._base import SuggestTrial
 
 if TYPE_CHECKING:
     import keras
+from ._base import class_names_option
 
 name = "mnist_mlp"
 description = "MNIST 28x28 digits, Flatten + 0-3 Dense layers (SYDE 522 / CAP 6619 MLP notebooks)"
 
 # The notebooks' own configurations, enqueued as a new study's first trials.
+options = {"class_names": class_names_option()}  # or classes.txt beside the data
+
 baselines: list[dict[str, Any]] = [
     # (a) 2 x Dense 128 relu, dropout 0.2, adam 1e-3, batch 32, 10 epochs: 98.05% test.
     {

@@ -141,6 +141,7 @@ class TrialRunner:
         """
         import optuna
 
+        from ._summary import trial_epoch_lines
         from .objectives._fit import FitRun
         from .objectives._fit import fit_task
 
@@ -158,7 +159,12 @@ class TrialRunner:
                 params,
                 epochs=self.max_epochs,
                 seed=self.trial_seed(trial.number),
-                callbacks=[_history_callback(epoch_log), _pruning_callback(trial, self.max_epochs), *self.callbacks],
+                callbacks=[
+                    _history_callback(epoch_log),
+                    _pruning_callback(trial, self.max_epochs),
+                    trial_epoch_lines(trial.number, self.max_epochs),
+                    *self.callbacks,
+                ],
                 search=True,
                 run=run,
             )

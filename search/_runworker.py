@@ -54,8 +54,23 @@ class WorkerConfig:
         return cls(**raw)
 
 
-def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
-    """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``."""
+def run_worker(
+    config: WorkerConfig,
+    url: str,
+    data: Data | None = None,
+    *,
+    started: float | None = None,
+    storage_flag: str | None = None,
+) -> int:
+    """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``.
+
+    Ends with the summary (best trial, next commands) unless a launcher started this worker
+    (``$HPSEARCH_WORKER_ID``), which prints one for the whole study."""
+    import time
+
+    from ._summary import print_summary
+
+    started = time.monotonic() if started is None else started
     from ._heartbeat import reconcile_with_study
     from ._index import resolve_worker_index
     from ._objective import TrialRunner
@@ -113,6 +128,8 @@ def run_worker(config: WorkerConfig, url: str, data: Data | None = None) -> int:
     n = worker.run()
     why = f"stopped by {signal.Signals(worker.stop_signal).name}" if worker.stop_signal else "budget spent"
     emit(f"{prefix}worker done: {n} trial(s) run, {why}")
+    if not worker_id:
+        print_summary(study, storage_flag, started, ran=n)
     if worker.stop_signal:
         hard_exit(0)  # study writes done; skip an interpreter shutdown that tf.data can deadlock
     return 0

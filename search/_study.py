@@ -309,6 +309,7 @@ def create_study(
 
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     try:
+        _set_metric_name(study)
         study.set_user_attr("task", s.task)
         study.set_user_attr("description", task.description)
         for i, params in enumerate(all_baselines(s)):
@@ -323,6 +324,17 @@ def create_study(
             _logger.error("could not delete half-created study %r; delete it with `optuna delete-study`", name)
         raise
     return study, True
+
+
+METRIC_NAME = "val_accuracy"  # the objective value: optuna-dashboard labels its axes with it
+
+
+def _set_metric_name(study: Any) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # experimental in some Optuna versions
+        warnings.simplefilter("ignore")
+        study.set_metric_names([METRIC_NAME])
 
 
 def _set_note(study: Any, task: Task, s: StudySettings) -> None:

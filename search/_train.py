@@ -60,6 +60,7 @@ def train_final(
     seed: int = 0,
     log: Any = print,
 ) -> dict[str, Any]:
+    from ._summary import epoch_lines
     from .objectives import ArrayData
     from .objectives._fit import batch_size_of
     from .objectives._fit import eval_batch_size
@@ -78,7 +79,15 @@ def train_final(
     t0 = time.perf_counter()
     # With --train-on train+val the validation split is part of the training data: a "validation"
     # curve on it would only measure memorisation, so there is none.
-    run = fit_task(task, data, params, epochs=epochs, seed=seed, validate=train_on == "train")
+    run = fit_task(
+        task,
+        data,
+        params,
+        epochs=epochs,
+        seed=seed,
+        validate=train_on == "train",
+        callbacks=[epoch_lines("train", epochs, after=0.0, log=log)],
+    )
     fit_seconds = time.perf_counter() - t0
     model = run.model
     test = data.inputs("test", eval_batch_size(batch_size_of(params), data.spec.input_shape))

@@ -15,11 +15,11 @@ trial and go on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import json
 import logging
 import os
 import signal
 import sys
+import textwrap
 import time
 import traceback
 from typing import Any
@@ -75,17 +75,22 @@ def trial_note(trial: Any, width: int = 60) -> str:
 def trial_line(frozen: Any, worker_id: str | None = None) -> str:
     """The one line printed per finished trial."""
     attrs = frozen.user_attrs
-    value = "-" if frozen.value is None else f"{frozen.value:.4f}"
+    from ._summary import fmt
+    from ._summary import format_params
+
+    value = "-" if frozen.value is None else fmt(frozen.value)
     seconds = attrs.get("seconds")
-    params = json.dumps(frozen.params, sort_keys=True, default=str)
+    params = format_params(frozen.params)
     head = f"[{worker_id}] " if worker_id else ""
     extra = ""
     if attrs.get("baseline") is not None:
         extra += f" baseline={attrs['baseline']}"
     if attrs.get("retry_of") is not None:
         extra += f" retry_of={attrs['retry_of']}"
+    if attrs.get("feature_cache"):
+        extra += " cache=yes"
     if frozen.state.name == "FAIL" and attrs.get("fail_reason"):
-        extra += f" reason={attrs['fail_reason']!r}"
+        extra += f" reason={textwrap.shorten(str(attrs['fail_reason']), 120, placeholder=' ...')!r}"
     return (
         f"{head}trial {frozen.number} {frozen.state.name} value={value} "
         f"epochs={attrs.get('epochs_run', 0)} seconds={'-' if seconds is None else f'{seconds:.1f}'}"

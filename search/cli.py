@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -294,7 +293,7 @@ class WorkerCmd(Command):
             config = _worker_config(args, args.study, args.n_trials)
             if args.worker_index is not None:
                 config = dataclasses.replace(config, worker_index=args.worker_index)
-        return run_worker(config, resolve_url(args.storage))
+        return run_worker(config, resolve_url(args.storage), storage_flag=args.storage)
 
 
 class Run(Command):
@@ -314,10 +313,13 @@ class Run(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        import time
+
         from ._objective import quiet_tensorflow
         from ._study import create_study
         from ._study import validate_settings
 
+        started = time.monotonic()
         quiet_tensorflow()
         _quiet_optuna()
         study_name = args.study or args.task
@@ -340,13 +342,18 @@ class Run(Command):
         if args.workers == 1:
             # In-process, reusing the data loaded above.
             os.environ.setdefault("HPSEARCH_WORKER_INDEX", "0")
-            return run_worker(config, url, data=data)
+            return run_worker(config, url, data=data, started=started, storage_flag=args.storage)
         from ._launch import Launcher
         from ._launch import plan_slots
+        from ._study import load_study
 
         del data
         launcher = Launcher(plan_slots([], 1, args.workers), config, storage_url=args.storage)
-        return launcher.run()
+        rc = launcher.run()
+        from ._summary import print_summary
+
+        print_summary(load_study(storage, study_name, url=url), args.storage, started)
+        return rc
 
 
 def _worker_config(args: argparse.Namespace, study: str, n_trials: int | None) -> WorkerConfig:
@@ -397,6 +404,8 @@ class Launch(Command):
         self.add_storage(p)
 
     def take_action(self, args: argparse.Namespace) -> int:
+        import time
+
         from ._launch import Launcher
         from ._launch import detect_gpus
         from ._launch import plan_slots
@@ -426,13 +435,18 @@ class Launch(Command):
             flush=True,
         )
         config = _worker_config(args, args.study, args.worker_n_trials)
-        return Launcher(
+        started = time.monotonic()
+        rc = Launcher(
             slots,
             config,
             storage_url=args.storage,
             max_restarts=args.max_restarts,
             base_index=base.index if base.source != "host+pid" else 0,
         ).run()
+        from ._summary import print_summary
+
+        print_summary(load_study(open_storage(url), args.study, url=url), args.storage, started)
+        return rc
 
 
 class Slurm(Command):
@@ -497,6 +511,8 @@ class Status(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from ._claim import split_surplus
         from ._study import load_study
+        from ._summary import fmt
+        from ._summary import format_params
         from ._worker import trial_note
 
         storage, url = _open(args)
@@ -513,17 +529,18 @@ class Status(Command):
         if complete:
             best = study.best_trial
             print(
-                f"best: trial {best.number} value {best.value:.4f} best_epoch {best.user_attrs.get('best_epoch')} "
-                f"params {json.dumps(best.params, sort_keys=True)}"
+                f"best: trial {best.number} value {fmt(best.value)} best_epoch {best.user_attrs.get('best_epoch')} "
+                f"cache {'yes' if best.user_attrs.get('feature_cache') else 'no'} params {format_params(best.params)}"
             )
-        print(f"{'#':>4} {'state':<8} {'value':>7} {'epochs':>6} {'seconds':>8}  note")
+        print(f"{'#':>4} {'state':<8} {'value':>7} {'epochs':>6} {'seconds':>8} {'cache':>5}  note")
         for t in trials:
             a = t.user_attrs
-            value = "-" if t.value is None else f"{t.value:.4f}"
+            value = "-" if t.value is None else fmt(t.value)
             secs = a.get("seconds")
+            cache = "yes" if a.get("feature_cache") else "-"
             print(
                 f"{t.number:>4} {t.state.name:<8} {value:>7} {a.get('epochs_run', 0):>6} "
-                f"{'-' if secs is None else f'{secs:.1f}':>8}  {trial_note(t)}"
+                f"{'-' if secs is None else f'{secs:.1f}':>8} {cache:>5}  {trial_note(t)}"
             )
         return 0
 
