@@ -638,10 +638,17 @@ class Dashboard(Command):
         storage = open_storage(url)
         from optuna_dashboard import run_server
 
+        from ._serve import check_port
+        from ._serve import port_error
+
+        check_port(args.host, args.port)  # before the line that says it is serving
         print(f"optuna-dashboard for {mask_url(url)} on http://{args.host}:{args.port}/", flush=True)
         # In-process: the URL (and its password) is never on a command line; the server gets a
         # storage object, so the page never shows the URL either.
-        run_server(storage, host=args.host, port=args.port)
+        try:
+            run_server(storage, host=args.host, port=args.port)
+        except OSError as e:  # taken between the check and the bind
+            raise port_error(args.host, args.port, e) from None
         return 0
 
 
