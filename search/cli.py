@@ -238,6 +238,39 @@ class Create(Command):
         return 0
 
 
+class Extend(Command):
+    name = "extend"
+    help = (
+        "change a study's cap on finished trials (e.g. raise it to run more trials); workers started afterwards use it"
+    )
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--study", required=True, metavar="NAME")
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--n-trials", type=positive_int, metavar="N", help="the new study-wide cap")
+        g.add_argument("--add", type=positive_int, metavar="K", help="raise the cap by K trials")
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from ._extend import new_cap
+        from ._extend import set_cap
+        from ._study import load_study
+        from ._study import read_settings
+
+        _quiet_optuna()
+        storage, url = _open(args)
+        study = load_study(storage, args.study, url=url)
+        settings = read_settings(study)
+        cap, finished = new_cap(study, settings, n_trials=args.n_trials, add=args.add)
+        set_cap(study, settings, cap, finished, by="extend")
+        old = "none" if settings.n_trials is None else settings.n_trials
+        print(
+            f"study {args.study!r}: cap {old} -> {cap} finished trials ({finished} finished); "
+            f"run them with `hpsearch worker --study {args.study}`"
+        )
+        return 0
+
+
 class WorkerCmd(Command):
     name = "worker"
     help = "pull and run trials of a study until its budget is spent"
@@ -275,6 +308,14 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     task = get_task(settings.task)
     study = load_study(storage, args.study, url=url, settings=settings, worker_index=worker_index())
     worker_id = os.environ.get("HPSEARCH_WORKER_ID")
+    from ._extend import finished_trials
+
+    if settings.n_trials is not None and finished_trials(study) >= settings.n_trials:
+        emit(
+            f"study {args.study!r} has reached its cap of {settings.n_trials} finished trials: nothing to run; "
+            f"raise it with `hpsearch extend --study {args.study} --n-trials N` (or --add K)"
+        )
+        return 0
     if data is None:
         data_dir = args.data_dir or settings.data_dir
         if data_dir is not None and not Path(data_dir).is_dir():
@@ -352,8 +393,20 @@ class Run(Command):
 
         storage = open_storage(url, create_tables=True)
         _quiet_optuna()
-        _, created = create_study(storage, study_name, settings, url=url, exist_ok=True, compare=given)
+        study, created = create_study(
+            storage, study_name, settings, url=url, exist_ok=True, compare=given - {"n_trials"}
+        )
         print(f"study {study_name!r} {'created' if created else 'reused'} in {mask_url(url)}", flush=True)
+        if not created and "n_trials" in given:  # `run --n-trials N` on an existing study: as `extend`
+            from ._extend import new_cap
+            from ._extend import set_cap
+            from ._study import read_settings
+
+            old = read_settings(study)
+            if old.n_trials != settings.n_trials:
+                cap, finished = new_cap(study, old, n_trials=settings.n_trials, add=None)
+                set_cap(study, old, cap, finished, by="run")
+                print(f"cap {old.n_trials} -> {cap} finished trials ({finished} finished), as `hpsearch extend`")
         args.study = study_name
         if args.workers == 1:
             # In-process, reusing the data loaded above; --n-trials is the study cap, not a worker cap.
@@ -682,6 +735,7 @@ class Proxy(Command):
 COMMANDS: list[type[Command]] = [
     Tasks,
     Create,
+    Extend,
     WorkerCmd,
     Run,
     Launch,
