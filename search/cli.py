@@ -280,6 +280,11 @@ class WorkerCmd(Command):
         p.add_argument("--n-trials", type=positive_int, metavar="N", help="trials this worker runs at most")
         p.add_argument("--timeout", type=positive_float, metavar="S", help="start no trial after S seconds")
         p.add_argument("--data-dir", metavar="D", help="data directory (default: the study's, else download)")
+        p.add_argument(
+            "--allow-other-data",
+            action="store_true",
+            help="run even if the data differs from what the study's trials used (see `data_fingerprint`)",
+        )
         self.add_heartbeat(p)
         self.add_storage(p)
 
@@ -316,11 +321,19 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
             f"raise it with `hpsearch extend --study {args.study} --n-trials N` (or --add K)"
         )
         return 0
+    from ._fingerprint import check_data
+    from ._fingerprint import files_fingerprint
+    from ._fingerprint import split_counts
+
+    data_dir = args.data_dir or settings.data_dir
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
+    allow = bool(getattr(args, "allow_other_data", False))
+    fingerprint = files_fingerprint(data_dir)
+    check_data(study, fingerprint, allow_other_data=allow, record=False)  # before a long load
     if data is None:
-        data_dir = args.data_dir or settings.data_dir
-        if data_dir is not None and not Path(data_dir).is_dir():
-            raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
         data = task.load_data(data_dir, seed=settings.data_seed, options=settings.task_options)
+    check_data(study, {**fingerprint, "splits": split_counts(data)}, allow_other_data=allow, record=True)
     set_memory_growth()
     prefix = f"[{worker_id}] " if worker_id else ""
     emit(
@@ -367,6 +380,11 @@ class Run(Command):
             "--workers", type=positive_int, default=1, metavar="K", help="local worker processes (default 1)"
         )
         p.add_argument("--data-dir", metavar="D", help="data directory (default: download the data set)")
+        p.add_argument(
+            "--allow-other-data",
+            action="store_true",
+            help="run even if the data differs from what the study's trials used (see `data_fingerprint`)",
+        )
         p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker: start no trial after S seconds")
         self.add_settings(p)
         self.add_heartbeat(p)
@@ -435,6 +453,8 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
         out += ["--data-dir", str(Path(args.data_dir).resolve())]
     if getattr(args, "timeout", None):
         out += ["--timeout", str(args.timeout)]
+    if getattr(args, "allow_other_data", False):
+        out += ["--allow-other-data"]
     if getattr(args, "worker_n_trials", None):
         out += ["--n-trials", str(args.worker_n_trials)]
     return out
@@ -463,6 +483,11 @@ class Launch(Command):
         )
         p.add_argument("--data-dir", metavar="D")
         p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker")
+        p.add_argument(
+            "--allow-other-data",
+            action="store_true",
+            help="run even if the data differs from what the study's trials used (see `data_fingerprint`)",
+        )
         p.add_argument(
             "--n-trials",
             dest="worker_n_trials",
