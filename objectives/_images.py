@@ -258,7 +258,11 @@ def _decodes(path: str) -> bool:
 def check_images(splits: Splits, where: str) -> tuple[Splits, int]:
     """Drop the files TensorFlow cannot decode; log how many (and a few names) as a warning."""
     all_paths = [p for paths, _ in splits.values() for p in paths]
-    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as ex:
+    from .._quiet import IMAGE_NOISE
+    from .._quiet import native_stderr_filtered
+
+    # libjpeg prints its complaints about a corrupt file to fd 2 itself; the count below says it
+    with native_stderr_filtered(IMAGE_NOISE), ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as ex:
         ok = dict(zip(all_paths, ex.map(_decodes, all_paths)))
     bad = [p for p in all_paths if not ok[p]]
     if not bad:

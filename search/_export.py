@@ -125,7 +125,13 @@ def load_params_file(path: str, *, allow_module: bool = False) -> tuple[dict[str
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"params file {path} not found; create one with `hpsearch export --study NAME -o {path}`")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"params file {path} is not text (a binary file such as model.keras?); pass the JSON or YAML "
+            "file written by `hpsearch export` (or the params.json that `hpsearch train` writes)"
+        ) from None
     try:
         if p.suffix in (".yaml", ".yml"):
             import yaml

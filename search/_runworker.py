@@ -35,7 +35,8 @@ class WorkerConfig:
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL
     grace_period: int = DEFAULT_GRACE_PERIOD
     max_failures: int = 3
-    worker_index: int | None = None  # `worker --worker-index`; else the scheduler's (search/_index.py)
+    worker_index: int | None = None
+    allow_other_data: bool = False  # `--allow-other-data`: a data fingerprint mismatch only warns  # `worker --worker-index`; else the scheduler's (search/_index.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -94,11 +95,28 @@ def run_worker(
     study = load_study(storage, config.study, url=url, settings=settings, worker_index=index.index)
     reconcile_with_study(study, config.heartbeat_interval, config.grace_period)  # exit 2 if it clashes
     worker_id = os.environ.get("HPSEARCH_WORKER_ID")
+    from ._extend import finished_trials
+
+    if settings.n_trials is not None and finished_trials(study) >= settings.n_trials:
+        emit(
+            f"study {config.study!r} has reached its cap of {settings.n_trials} finished trials: nothing to run; "
+            f"raise it with `hpsearch extend --study {config.study} --n-trials N` (or --add K)"
+        )
+        return 0
+    from ._fingerprint import check_data
+    from ._fingerprint import files_fingerprint
+    from ._fingerprint import split_counts
+
+    data_dir = config.data_dir or settings.data_dir
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
+    fingerprint = files_fingerprint(data_dir)
+    check_data(study, fingerprint, allow_other_data=config.allow_other_data, record=False)  # before a long load
     if data is None:
-        data_dir = config.data_dir or settings.data_dir
-        if data_dir is not None and not Path(data_dir).is_dir():
-            raise UsageError(f"data directory {data_dir} does not exist; fix --data-dir")
         data = task.load_data(data_dir, seed=settings.data_seed, options=settings.task_options)
+    check_data(
+        study, {**fingerprint, "splits": split_counts(data)}, allow_other_data=config.allow_other_data, record=True
+    )
     set_memory_growth()
     prefix = f"[{worker_id}] " if worker_id else ""
     emit(

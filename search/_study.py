@@ -298,13 +298,18 @@ def create_study(
         if not exist_ok:
             raise UsageError(
                 f"study {name!r} already exists in {mask_url(url)}; pick another --study, "
-                "pass --exist-ok to reuse it, or run `hpsearch worker --study "
-                f"{name}` to add trials"
+                f"pass --exist-ok to reuse it, or raise its cap with `hpsearch extend --study {name} --n-trials N` "
+                f"and run `hpsearch worker --study {name}` to add trials"
             )
         existing = load_study(storage, name, url=url)
         diffs = s.differences(read_settings(existing), only=compare)
         if diffs:
-            raise UsageError(f"study {name!r} exists with different settings: {'; '.join(diffs)}")
+            hint = (
+                f"; change the cap with `hpsearch extend --study {name} --n-trials {s.n_trials}`"
+                if any(d.startswith("n_trials:") for d in diffs)
+                else ""
+            )
+            raise UsageError(f"study {name!r} exists with different settings: {'; '.join(diffs)}{hint}")
         return existing, False
 
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")

@@ -260,6 +260,39 @@ class Create(Command):
         return 0
 
 
+class Extend(Command):
+    name = "extend"
+    help = (
+        "change a study's cap on finished trials (e.g. raise it to run more trials); workers started afterwards use it"
+    )
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--study", required=True, metavar="NAME")
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--n-trials", type=positive_int, metavar="N", help="the new study-wide cap")
+        g.add_argument("--add", type=positive_int, metavar="K", help="raise the cap by K trials")
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from ._extend import new_cap
+        from ._extend import set_cap
+        from ._study import load_study
+        from ._study import read_settings
+
+        _quiet_optuna()
+        storage, url = _open(args)
+        study = load_study(storage, args.study, url=url)
+        settings = read_settings(study)
+        cap, finished = new_cap(study, settings, n_trials=args.n_trials, add=args.add)
+        set_cap(study, settings, cap, finished, by="extend")
+        old = "none" if settings.n_trials is None else settings.n_trials
+        print(
+            f"study {args.study!r}: cap {old} -> {cap} finished trials ({finished} finished); "
+            f"run them with `hpsearch worker --study {args.study}`"
+        )
+        return 0
+
+
 class WorkerCmd(Command):
     name = "worker"
     help = "pull and run trials of a study until its budget is spent"
@@ -274,6 +307,11 @@ class WorkerCmd(Command):
             type=non_negative_int,
             metavar="I",
             help="sampler seed offset (default: $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX, else host+pid)",
+        )
+        p.add_argument(
+            "--allow-other-data",
+            action="store_true",
+            help="run even if the data differs from what the study's trials used (see `data_fingerprint`)",
         )
         self.add_heartbeat(p)
         p.add_argument(
@@ -307,6 +345,11 @@ class Run(Command):
             "--workers", type=positive_int, default=1, metavar="K", help="local worker processes (default 1)"
         )
         p.add_argument("--data-dir", metavar="D", help="data directory (default: download the data set)")
+        p.add_argument(
+            "--allow-other-data",
+            action="store_true",
+            help="run even if the data differs from what the study's trials used (see `data_fingerprint`)",
+        )
         p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker: start no trial after S seconds")
         self.add_settings(p)
         self.add_heartbeat(p)
@@ -336,8 +379,20 @@ class Run(Command):
 
         storage = open_storage(url, create_tables=True)
         _quiet_optuna()
-        _, created = create_study(storage, study_name, settings, url=url, exist_ok=True, compare=given)
+        study, created = create_study(
+            storage, study_name, settings, url=url, exist_ok=True, compare=given - {"n_trials"}
+        )
         print(f"study {study_name!r} {'created' if created else 'reused'} in {mask_url(url)}", flush=True)
+        if not created and "n_trials" in given:  # `run --n-trials N` on an existing study: as `extend`
+            from ._extend import new_cap
+            from ._extend import set_cap
+            from ._study import read_settings
+
+            old = read_settings(study)
+            if old.n_trials != settings.n_trials:
+                cap, finished = new_cap(study, old, n_trials=settings.n_trials, add=None)
+                set_cap(study, old, cap, finished, by="run")
+                print(f"cap {old.n_trials} -> {cap} finished trials ({finished} finished), as `hpsearch extend`")
         config = _worker_config(args, study_name, None)  # --n-trials is the study cap, not a worker cap
         if args.workers == 1:
             # In-process, reusing the data loaded above.
@@ -367,6 +422,7 @@ def _worker_config(args: argparse.Namespace, study: str, n_trials: int | None) -
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
         max_failures=args.max_failures,
+        allow_other_data=bool(getattr(args, "allow_other_data", False)),
     )
 
 
@@ -393,6 +449,11 @@ class Launch(Command):
         )
         p.add_argument("--data-dir", metavar="D")
         p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker")
+        p.add_argument(
+            "--allow-other-data",
+            action="store_true",
+            help="run even if the data differs from what the study's trials used (see `data_fingerprint`)",
+        )
         p.add_argument(
             "--n-trials",
             dest="worker_n_trials",
@@ -675,10 +736,17 @@ class Dashboard(Command):
         storage = open_storage(url)
         from optuna_dashboard import run_server
 
+        from ._serve import check_port
+        from ._serve import port_error
+
+        check_port(args.host, args.port)  # before the line that says it is serving
         print(f"optuna-dashboard for {mask_url(url)} on http://{args.host}:{args.port}/", flush=True)
         # In-process: the URL (and its password) is never on a command line; the server gets a
         # storage object, so the page never shows the URL either.
-        run_server(storage, host=args.host, port=args.port)
+        try:
+            run_server(storage, host=args.host, port=args.port)
+        except OSError as e:  # taken between the check and the bind
+            raise port_error(args.host, args.port, e) from None
         return 0
 
 
@@ -712,6 +780,7 @@ class Proxy(Command):
 COMMANDS: list[type[Command]] = [
     Tasks,
     Create,
+    Extend,
     WorkerCmd,
     Run,
     Launch,
@@ -741,6 +810,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ._quiet import install
+
+    install(args.verbose)  # before anything imports TensorFlow
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -30,6 +30,7 @@ from ._errors import StorageError
 from ._url import check_url
 from ._url import mask_text
 from ._url import mask_url
+from ._url import normalize_url
 
 _logger = logging.getLogger("hpsearch.storage")
 
@@ -229,16 +230,38 @@ def open_storage(
     turns on Optuna's heartbeats, with ``RetryHeartbeatStaleTrialCallback(max_retry)`` for stale
     trials.
     """
-    import optuna
+    from sqlalchemy.exc import NoSuchModuleError
 
+    url = normalize_url(url)
     check_url(url)  # a non-numeric or out-of-range port: one line, not a traceback
     if url.startswith("grpc://"):
         return _open_grpc(url)
     if not url.startswith(("sqlite", "postgresql", "mysql")):
         raise StorageError(
             f"unsupported storage URL {mask_url(url)}: use sqlite:///FILE, postgresql://..., "
-            "mysql+pymysql://... or grpc://HOST:PORT"
+            "mysql://... or grpc://HOST:PORT"
         )
+    try:
+        return _open_rdb(url, create_tables, heartbeat_interval, grace_period, max_retry)
+    except (ImportError, NoSuchModuleError) as e:
+        raise _no_driver(url, e) from None
+
+
+def _no_driver(url: str, e: BaseException) -> StorageError:
+    """A URL whose SQLAlchemy dialect or driver is not installed (``postgresql+asyncpg://``...)."""
+    scheme = url.partition("://")[0]
+    missing = getattr(e, "name", None) or _short(e)
+    return StorageError(
+        f"no database driver for {scheme}:// ({missing}); install it, or write the URL as "
+        "postgresql://..., postgresql+psycopg2://..., mysql://... or mysql+pymysql://... (drivers hpsearch installs)"
+    )
+
+
+def _open_rdb(
+    url: str, create_tables: bool, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
+) -> Any:
+    import optuna
+
     global _RetryingRDBStorage
     if _RetryingRDBStorage is None:
         _RetryingRDBStorage = _retrying_rdb_storage_class()

@@ -6,6 +6,10 @@ the URL) > ``sqlite:///hpsearch.db`` in the current directory (the embedded defa
 A password never needs to be on a command line: ``HPSEARCH_STORAGE_PASSWORD`` or
 ``HPSEARCH_STORAGE_PASSWORD_FILE`` fills in the password of a URL given without one.
 Every URL hpsearch prints goes through ``mask_url`` / ``mask_text``.
+
+URLs are taken as users write them (``normalize_url``): ``postgresql://`` is SQLAlchemy's psycopg 3
+(a dependency, as is psycopg2 for ``postgresql+psycopg2://``), ``postgres://`` is read as
+``postgresql://``, and ``mysql://`` (SQLAlchemy's mysqlclient, a C build) as ``mysql+pymysql://``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,19 @@ ENV_PASSWORD_FILE = "HPSEARCH_STORAGE_PASSWORD_FILE"
 
 # scheme://user:password@host -> scheme://user:***@host, wherever it appears in free text.
 _CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*):(?P<pw>[^@\s]*)@")
+
+
+# scheme as written -> the scheme with a driver hpsearch installs
+_SCHEMES = {"postgres": "postgresql", "mysql": "mysql+pymysql"}
+
+
+def normalize_url(url: str) -> str:
+    """The URL with a scheme whose driver is installed: ``mysql://`` -> ``mysql+pymysql://``,
+    ``postgres://`` -> ``postgresql://`` (psycopg 3); anything else unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in _SCHEMES:
+        return f"{_SCHEMES[scheme.lower()]}://{rest}"
+    return url
 
 
 def _read_secret_file(path: str, what: str) -> str:
@@ -43,7 +60,7 @@ def resolve_url(flag: str | None = None) -> str:
         url = _read_secret_file(os.environ[ENV_URL_FILE], ENV_URL_FILE)
     else:
         url = DEFAULT_URL
-    return _with_password(url.strip())
+    return _with_password(normalize_url(url.strip()))
 
 
 def _with_password(url: str) -> str:

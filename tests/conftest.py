@@ -61,6 +61,30 @@ def _feature_cache_in_tmp(tmp_path_factory):  # type: ignore[no-untyped-def]
         os.environ["HPSEARCH_CACHE_DIR"] = old
 
 
+def _postmaster_start(server_url: str) -> object | None:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(
+            server_url, connect_args={"connect_timeout": 5}, poolclass=sqlalchemy.pool.NullPool
+        )
+        with engine.connect() as c:
+            return c.execute(sqlalchemy.text("SELECT pg_postmaster_start_time()")).scalar()
+    except Exception:
+        return None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_postgres_never_restarted():  # type: ignore[no-untyped-def]
+    """The suite never stops or restarts the shared PostgreSQL (tests that need to, start their own:
+    tests/private_postgres.py): its start time is the same after the suite as before."""
+    before = _postmaster_start(PG_SERVER)
+    yield
+    if before is not None:
+        after = _postmaster_start(PG_SERVER)
+        assert after == before, f"the shared PostgreSQL was restarted during the tests (started {before}, now {after})"
+
+
 @pytest.fixture(scope="session")
 def pg_url():  # type: ignore[no-untyped-def]
     yield from _fresh_database(PG_SERVER, "postgresql")

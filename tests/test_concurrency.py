@@ -127,25 +127,23 @@ def test_kill_9_mid_trial_is_failed_after_grace_and_retried_once(
 
 
 # 3. ------------------------------------------------------------------------------------------------
-def _restart_postgres() -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[0]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+@pytest.fixture
+def own_postgres():  # type: ignore[no-untyped-def]
+    """A PostgreSQL of this test's own, which it may restart (never the shared server)."""
+    from private_postgres import private_postgres
+
+    with private_postgres() as pg:
+        yield pg
 
 
-def test_postgres_restart_during_a_search_loses_nothing(pg_url: str, study_name: str, tmp_path: Path) -> None:
-    if not Path("/etc/postgresql").is_dir() or os.geteuid() != 0:
-        pytest.skip("needs the local PostgreSQL cluster and root to restart it")
+def test_postgres_restart_during_a_search_loses_nothing(own_postgres, study_name: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pg_url = own_postgres.url
     create(pg_url, study_name, tmp_path, "--n-trials", "30")
     procs = [start_worker(pg_url, study_name, tmp_path, HPSEARCH_WORKER_INDEX=str(i)) for i in range(2)]
     study = load(pg_url, study_name)
     wait_for(lambda: states(study).get("COMPLETE", 0) >= 5, 180, "5 finished trials")
     before = {t.number: t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
-    _restart_postgres()
+    own_postgres.restart()
     restarted = datetime.now()
     finish(procs)  # both workers exit 0: they carried on through the restart
     study = load(pg_url, study_name)
