@@ -266,11 +266,12 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
     from ._worker import emit
     from ._worker import worker_index
     from .objectives import get_task
-    from .storage import open_storage
+    from .storage import StoragePolicy
 
     quiet_tensorflow()
     _quiet_optuna()
-    storage = open_storage(url, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
+    policy = StoragePolicy(heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
+    storage = policy.open(url)
     settings = read_settings(load_study(storage, args.study, url=url))
     task = get_task(settings.task)
     study = load_study(storage, args.study, url=url, settings=settings, worker_index=worker_index())
@@ -292,17 +293,15 @@ def run_worker(args: argparse.Namespace, url: str, data: Any = None) -> int:
         except Exception:
             pass
     runner = TrialRunner(task, data, max_epochs=settings.max_epochs, seed=settings.seed)
-    backend = getattr(study._storage, "_backend", study._storage)
-    retry = getattr(backend, "get_heartbeat_stale_trial_callback", lambda: None)()
     worker = Worker(
         study,
         runner,
         cap=settings.n_trials,
         budget=WorkerBudget(n_trials=args.n_trials, timeout=args.timeout, max_failures=args.max_failures),
         worker_id=worker_id,
-        retry_callback=retry,
-        poll_seconds=min(5.0, max(0.5, args.grace_period / 10)),
-        sweep_seconds=args.grace_period / 4,
+        retry_callback=policy.retry_callback(study._storage),
+        poll_seconds=policy.poll_seconds,
+        sweep_seconds=policy.sweep_seconds,
     )
     worker.install_signal_handlers()
     n = worker.run()
