@@ -10,6 +10,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 import logging
+import time
 from typing import Any
 
 from ._errors import UsageError
@@ -190,20 +191,26 @@ def create_study(
     import optuna
 
     task = validate_settings(s)
-    if study_exists(storage, name):
+
+    def existing() -> tuple[Any, bool]:
         if not exist_ok:
             raise UsageError(
                 f"study {name!r} already exists in {mask_url(url)}; pick another --study, "
                 "pass --exist-ok to reuse it, or run `hpsearch worker --study "
                 f"{name}` to add trials"
             )
-        existing = load_study(storage, name, url=url)
-        diffs = s.differences(read_settings(existing), only=compare)
+        study = load_study(storage, name, url=url)
+        diffs = s.differences(_settings_when_written(study), only=compare)
         if diffs:
             raise UsageError(f"study {name!r} exists with different settings: {'; '.join(diffs)}")
-        return existing, False
+        return study, False
 
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    if study_exists(storage, name):
+        return existing()
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:  # a concurrent `create` won the race
+        return existing()
     try:
         study.set_user_attr("task", s.task)
         study.set_user_attr("description", getattr(task, "description", ""))
@@ -220,6 +227,15 @@ def create_study(
             _logger.error("could not delete half-created study %r; delete it with `optuna delete-study`", name)
         raise
     return study, True
+
+
+def _settings_when_written(study: Any, wait: float = 30.0) -> StudySettings:
+    """The study's settings; a study that a concurrent ``create`` is still writing (its settings
+    are its last attribute) is waited for, up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while SETTINGS_KEY not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return read_settings(study)
 
 
 def _set_note(study: Any, task: Any, s: StudySettings) -> None:

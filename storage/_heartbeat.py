@@ -114,8 +114,7 @@ class OutageHeartbeat:
             if self._stop.is_set():
                 return  # the trial ended meanwhile
             self.lost = message
-            _lost_message = message
-            _logger.error("%s", message)
+            _lost_message = message  # the CLI prints it, once, as the worker's last line
             if self._main is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._main), ctypes.py_object(HeartbeatLost))
 
