@@ -10,7 +10,8 @@ thrown away. This thread instead:
 * gives up only when its last heartbeat that reached the database is ``grace_period - interval``
   seconds old, i.e. just before peers may take the trial as stale. It then stops the trial and
   the worker deliberately: it raises ``HeartbeatLost`` (a ``StorageError``) in the main thread,
-  which the worker lets through and the CLI prints as one line (exit 2). The trial is left
+  which the worker lets through and the CLI prints as one line (exit 2); storage calls the
+  main thread makes meanwhile (the trial's closing attributes) give up at once. The trial is left
   RUNNING; the stale sweep of the next worker fails it and re-enqueues it with its params.
 """
 
@@ -115,6 +116,7 @@ class OutageHeartbeat:
                 return  # the trial ended meanwhile
             self.lost = message
             _lost_message = message  # the CLI prints it, once, as the worker's last line
+            OUTAGE.abandoned = message  # the main thread's pending storage calls stop too
             if self._main is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._main), ctypes.py_object(HeartbeatLost))
 

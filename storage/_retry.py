@@ -39,6 +39,9 @@ class OutageClock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._since: float | None = None
+        # Set when a trial's heartbeat gave up (storage._heartbeat): the worker is stopping, so
+        # calls that fail during this outage give up at once, with the same message.
+        self.abandoned: str | None = None
 
     def failed(self) -> float:
         """Record a transient error; return how long the outage has lasted so far."""
@@ -49,9 +52,10 @@ class OutageClock:
             return now - self._since
 
     def recovered(self) -> None:
-        if self._since is not None:
+        if self._since is not None or self.abandoned is not None:
             with self._lock:
                 self._since = None
+                self.abandoned = None
 
     def elapsed(self) -> float:
         since = self._since
@@ -150,6 +154,8 @@ def retry_loop(
             unknown = True
             elapsed = OUTAGE.failed()
             limit = retry_seconds()
+            if OUTAGE.abandoned is not None:
+                raise StorageError(OUTAGE.abandoned) from None
             if elapsed >= limit:
                 raise unreachable(url, elapsed, e) from None
             _logger.warning("database error in %s (%s); retrying in %.1f s", name, short(e), delay)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -163,7 +164,9 @@ class OwnPostgres:
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = ["runuser", "-u", "postgres", "--", str(self.bin / tool), *args]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
@@ -174,15 +177,20 @@ class OwnPostgres:
 
 
 @pytest.fixture
-def own_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    pg = OwnPostgres(tmp_path_factory.mktemp("own-pg"))
+def own_pg() -> Iterator[OwnPostgres]:
+    # Not under pytest's tmp_path: that folder is private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="hpsearch-own-pg-"))
     try:
-        yield pg
-    finally:
+        pg = OwnPostgres(root)
         try:
-            pg.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
+            yield pg
+        finally:
+            try:
+                pg.stop()
+            except subprocess.CalledProcessError:
+                pass  # already stopped
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _env(url: str, **extra: str) -> dict[str, str]:
@@ -267,8 +275,11 @@ def test_heartbeat_that_truly_gives_up_stops_the_worker_and_the_trial_is_retried
     t0 = time.monotonic()
     try:
         out = w.communicate(timeout=60)[0]
-        stopped_after = time.monotonic() - t0
+    except subprocess.TimeoutExpired:
+        w.kill()
+        raise AssertionError("the worker did not stop:\n" + w.communicate()[0][-5000:]) from None
     finally:
+        stopped_after = time.monotonic() - t0
         own_pg.start()
     assert w.returncode == 2, out
     assert "Traceback" not in out, out
