@@ -208,17 +208,33 @@ def _heartbeat_time(url: str) -> Any:
         engine.dispose()
 
 
+def _training(url: str) -> bool:
+    """A heartbeat is written and the trial's two params are suggested: the model is training."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as c:
+            beats = c.execute(sqlalchemy.text("SELECT count(*) FROM trial_heartbeats")).scalar()
+            params = c.execute(sqlalchemy.text("SELECT count(*) FROM trial_params")).scalar()
+            return bool(beats) and params == 2
+    finally:
+        engine.dispose()
+
+
 def _wait_for_heartbeat(url: str, proc: subprocess.Popen[str], timeout: float = 180) -> None:
+    """Until the trial is inside its (slow) epoch, where only the heartbeat thread uses the database."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[0]
         try:
-            if _heartbeat_time(url) is not None:
+            if _training(url):
+                time.sleep(3)  # model built, first batches running
                 return
         except Exception:
             pass
         time.sleep(0.3)
-    raise AssertionError("the worker never wrote a heartbeat")
+    raise AssertionError("the worker never started training")
 
 
 def _worker(url: str, cwd: Path, study: str, *flags: str, **env: str) -> subprocess.Popen[str]:

@@ -53,7 +53,11 @@ def _fresh_url(supplier: Any) -> str:
         c.execute(text(f"CREATE DATABASE {name}"))
     engine.dispose()
     supplier._hpsearch_database = name
+    _created.append(name)
     return make_url(SERVERS[BACKEND]).set(database=name).render_as_string(hide_password=False)
+
+
+_created: list[str] = []  # databases of this run: any a test left behind are dropped at the end
 
 
 def _drop(name: str) -> None:
@@ -70,6 +74,8 @@ def _drop(name: str) -> None:
             )
         c.execute(text(f"DROP DATABASE IF EXISTS {name}"))
     engine.dispose()
+    if name in _created:
+        _created.remove(name)
 
 
 def _rdb(url: str, extra: dict[str, Any]) -> Any:
@@ -119,3 +125,8 @@ optuna_storages.StorageSupplier.__exit__ = _supplier_exit  # type: ignore[method
 
 def pytest_report_header(config: Any) -> str:
     return f"hpsearch contract: Optuna {optuna.__version__} storage suite on {KIND} storage, backend {BACKEND}"
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    for name in list(_created):  # a supplier some test never exited
+        _drop(name)
