@@ -84,11 +84,12 @@ def run_worker(
     from ._worker import emit
     from ._worker import hard_exit
     from .objectives import get_task
-    from .storage import open_storage
+    from .storage import StoragePolicy
 
     quiet_tensorflow()
     _quiet_optuna()
-    storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period)
+    policy = StoragePolicy(heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period)
+    storage = policy.open(url)
     settings = read_settings(load_study(storage, config.study, url=url))
     task = get_task(settings.task)
     index = resolve_worker_index(config.worker_index)
@@ -130,17 +131,15 @@ def run_worker(
         except Exception:
             pass
     runner = TrialRunner(task, data, max_epochs=settings.max_epochs, seed=settings.seed)
-    backend = getattr(study._storage, "_backend", study._storage)
-    retry = getattr(backend, "get_heartbeat_stale_trial_callback", lambda: None)()
     worker = Worker(
         study,
         runner,
         cap=settings.n_trials,
         budget=WorkerBudget(n_trials=config.n_trials, timeout=config.timeout, max_failures=config.max_failures),
         worker_id=worker_id,
-        retry_callback=retry,
-        poll_seconds=min(5.0, max(0.5, config.grace_period / 10)),
-        sweep_seconds=config.grace_period / 4,
+        retry_callback=policy.retry_callback(study._storage),
+        poll_seconds=policy.poll_seconds,
+        sweep_seconds=policy.sweep_seconds,
     )
     worker.install_signal_handlers()
     n = worker.run()

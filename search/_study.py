@@ -10,6 +10,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 import logging
+import time
 from typing import Any
 
 from ._errors import UsageError
@@ -294,15 +295,16 @@ def create_study(
 
     check_study_name(name)
     task = validate_settings(s)
-    if study_exists(storage, name):
+
+    def existing() -> tuple[Any, bool]:
         if not exist_ok:
             raise UsageError(
                 f"study {name!r} already exists in {mask_url(url)}; pick another --study, "
                 f"pass --exist-ok to reuse it, or raise its cap with `hpsearch extend --study {name} --n-trials N` "
                 f"and run `hpsearch worker --study {name}` to add trials"
             )
-        existing = load_study(storage, name, url=url)
-        diffs = s.differences(read_settings(existing), only=compare)
+        study = load_study(storage, name, url=url)
+        diffs = s.differences(_settings_when_written(study), only=compare)
         if diffs:
             hint = (
                 f"; change the cap with `hpsearch extend --study {name} --n-trials {s.n_trials}`"
@@ -310,9 +312,14 @@ def create_study(
                 else ""
             )
             raise UsageError(f"study {name!r} exists with different settings: {'; '.join(diffs)}{hint}")
-        return existing, False
+        return study, False
 
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    if study_exists(storage, name):
+        return existing()
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:  # a concurrent `create` won the race
+        return existing()
     try:
         _set_metric_name(study)
         study.set_user_attr("task", s.task)
@@ -340,6 +347,15 @@ def _set_metric_name(study: Any) -> None:
     with warnings.catch_warnings():  # experimental in some Optuna versions
         warnings.simplefilter("ignore")
         study.set_metric_names([METRIC_NAME])
+
+
+def _settings_when_written(study: Any, wait: float = 30.0) -> StudySettings:
+    """The study's settings; a study that a concurrent ``create`` is still writing (its settings
+    are its last attribute) is waited for, up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while SETTINGS_KEY not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return read_settings(study)
 
 
 def _set_note(study: Any, task: Task, s: StudySettings) -> None:

@@ -28,6 +28,7 @@ from ._claim import claim_trial_id
 from ._claim import mark_surplus
 from ._claim import study_lock
 from ._errors import WorkerStopped
+from .storage import StorageError
 
 _logger = logging.getLogger("hpsearch")
 
@@ -234,7 +235,8 @@ class Worker:
         # heartbeat thread around each trial that optimize does.
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         import optuna
-        from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize uses
+
+        from .storage import heartbeat_thread as get_heartbeat_thread  # survives an outage
 
         deadline = None if self.budget.timeout is None else time.monotonic() + self.budget.timeout
         failures = 0
@@ -321,6 +323,8 @@ class Worker:
                 state = TrialState.PRUNED
             except optuna.exceptions.UpdateFinishedTrialError:
                 state = None  # finished elsewhere (swept as stale meanwhile): not this worker's failure
+            except StorageError:
+                raise  # the database is gone (or the heartbeat gave up): the worker stops, see storage/
             except _Interrupted as e:
                 interrupted = e
                 state = TrialState.FAIL

@@ -6,10 +6,14 @@ from ._engine import DEFAULT_GRACE_PERIOD
 from ._engine import DEFAULT_HEARTBEAT_INTERVAL
 from ._engine import DEFAULT_MAX_RETRY
 from ._engine import check_tables
+from ._engine import creation_lock
 from ._engine import engine_kwargs_for
 from ._engine import open_storage
 from ._engine import sqlite_path
 from ._errors import StorageError
+from ._heartbeat import HeartbeatLost
+from ._heartbeat import heartbeat_thread
+from ._policy import StoragePolicy
 from ._queries import set_user_attrs
 from ._queries import trial_state_counts
 from ._queries import trials_ahead
@@ -24,9 +28,13 @@ __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
     "DEFAULT_MAX_RETRY",
     "DEFAULT_URL",
+    "HeartbeatLost",
     "StorageError",
+    "StoragePolicy",
     "check_tables",
+    "creation_lock",
     "engine_kwargs_for",
+    "heartbeat_thread",
     "mask_text",
     "mask_url",
     "open_storage",

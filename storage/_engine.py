@@ -7,7 +7,11 @@ What Optuna already does is used as is: ``RDBStorage`` (tables, schema version c
   pool and a pre-ping of pooled connections that sat idle (see ``_install_idle_pre_ping``; Optuna
   sets SQLAlchemy's ping-on-every-checkout for MySQL only);
 * retries of transient database errors (a server restart, a dropped connection) with bounded
-  exponential backoff; Optuna retries only trial creation, and only a few times;
+  exponential backoff and one outage clock per process (``storage._retry``), on a written list
+  of reads and idempotent writes; non-idempotent writes are checked after an unknown commit
+  outcome instead of being repeated blindly (``storage._rdb.RetryingRDBStorage``);
+* table creation serialised by a lock (PostgreSQL advisory lock, MySQL ``GET_LOCK``, ``flock``
+  on a SQLite file), so that concurrent ``hpsearch create`` on a fresh database cannot race;
 * "only ``create`` creates tables": everyone else checks that the tables exist first and gets a
   message naming ``hpsearch create`` (Optuna would silently create them);
 * clear, masked messages for an unreachable server and a schema that is too old.
@@ -16,17 +20,18 @@ What Optuna already does is used as is: ``RDBStorage`` (tables, schema version c
 from __future__ import annotations
 
 from collections.abc import Callable
-import functools
+from collections.abc import Iterator
+import contextlib
 import logging
-import os
 from pathlib import Path
-import random
-import threading
 import time
 from typing import Any
-import warnings
+from typing import Literal
 
 from ._errors import StorageError
+from ._retry import DEFAULT_RETRY_SECONDS  # noqa: F401 (re-exported)
+from ._retry import short as _short
+from ._retry import transient as _transient
 from ._url import check_url
 from ._url import mask_text
 from ._url import mask_url
@@ -37,8 +42,8 @@ _logger = logging.getLogger("hpsearch.storage")
 DEFAULT_HEARTBEAT_INTERVAL = 30
 DEFAULT_GRACE_PERIOD = 120
 DEFAULT_MAX_RETRY = 1
-# Transient errors are retried for at most this many seconds (env HPSEARCH_DB_RETRY_SECONDS).
-DEFAULT_RETRY_SECONDS = 60.0
+# Transient errors are retried for at most DEFAULT_RETRY_SECONDS of one outage
+# (env HPSEARCH_DB_RETRY_SECONDS; storage._retry).
 SQLITE_BUSY_TIMEOUT = 60.0  # seconds a SQLite writer waits for the lock before "database is locked"
 # A pooled PostgreSQL/MySQL connection idle for longer than this is pinged before use.
 PRE_PING_IDLE_SECONDS = 1.0
@@ -65,115 +70,6 @@ def engine_kwargs_for(url: str) -> dict[str, Any]:
     return kwargs
 
 
-def _transient(exc: BaseException) -> bool:
-    """A database error that a retry can cure: lost connection, server restarting, lock timeout."""
-    from sqlalchemy import exc as sa_exc
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)):
-            text = str(seen).lower()
-            return not any(s in text for s in ("no such table", "doesn't exist", "does not exist", "unknown database"))
-        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _retry_seconds() -> float:
-    try:
-        return float(os.environ.get("HPSEARCH_DB_RETRY_SECONDS", DEFAULT_RETRY_SECONDS))
-    except ValueError:
-        return DEFAULT_RETRY_SECONDS
-
-
-_retrying = threading.local()  # set while a retried call runs: calls nested in it are not retried again
-
-
-def _with_retries(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(_retrying, "active", False):
-            # A storage method called by another one (``get_all_trials`` -> ``_get_trials``): the
-            # outermost call retries the whole, so its deadline bounds the total wait.
-            return method(self, *args, **kwargs)
-        deadline = time.monotonic() + _retry_seconds()
-        delay = 0.5
-        while True:
-            try:
-                _retrying.active = True
-                try:
-                    return method(self, *args, **kwargs)
-                finally:
-                    _retrying.active = False
-            except Exception as e:
-                if not _transient(e):
-                    raise
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise StorageError(
-                        f"database {mask_url(self.url)} unreachable for {_retry_seconds():.0f} s "
-                        f"({_short(e)}); check the server, then restart the worker"
-                    ) from e
-                _logger.warning("database error in %s (%s); retrying in %.1f s", method.__name__, _short(e), delay)
-                time.sleep(min(delay, left) * (0.5 + random.random() / 2))
-                delay = min(delay * 2, 8.0)
-
-    return wrapper
-
-
-def _short(e: BaseException) -> str:
-    root = e.__cause__ if e.__cause__ is not None else e
-    text = str(getattr(root, "orig", None) or root).strip().splitlines()
-    return mask_text(text[0] if text else type(root).__name__)
-
-
-def _retrying_rdb_storage_class() -> type:
-    import optuna
-
-    base = optuna.storages.RDBStorage
-    names = [
-        n
-        for n in dir(base)
-        # The public API, and the private methods that Optuna's ``_CachedStorage`` (what a Study
-        # wraps an RDBStorage in) calls directly on its backend.
-        if (
-            n.startswith(("get_", "set_", "create_new", "record_heartbeat", "delete_"))
-            or n
-            in ("_get_stale_trial_ids", "_get_trials", "_create_new_trial", "_set_trial_param", "_get_best_trial_id")
-        )
-        and callable(getattr(base, n))
-        and n not in ("get_heartbeat_interval", "get_heartbeat_stale_trial_callback", "get_failed_trial_callback")
-    ]
-    namespace: dict[str, Any] = {n: _with_retries(getattr(base, n)) for n in names}
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        base.__init__(self, *args, **kwargs)
-        _install_idle_pre_ping(self.engine)
-
-    def __setstate__(self: Any, state: dict[Any, Any]) -> None:  # unpickled: a new engine
-        base.__setstate__(self, state)
-        _install_idle_pre_ping(self.engine)
-
-    def set_trial_user_attrs(self: Any, trial_id: int, attrs: dict[str, Any]) -> None:
-        """Several user attributes in one transaction (Optuna writes one per transaction), with
-        Optuna's own per-attribute upsert and its "trial is still updatable" check."""
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        with _create_scoped_session(self.scoped_session, True) as session:
-            for key, value in attrs.items():
-                self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
-
-    namespace["set_trial_user_attrs"] = _with_retries(set_trial_user_attrs)
-    namespace["__init__"] = __init__
-    namespace["__setstate__"] = __setstate__
-    namespace["__module__"] = __name__
-    cls = type("RetryingRDBStorage", (base,), namespace)
-    globals()["RetryingRDBStorage"] = cls  # importable by name, so the storage pickles
-    return cls
-
-
 _LAST_USED = "hpsearch_last_used"
 
 
@@ -185,7 +81,7 @@ def _install_idle_pre_ping(engine: Any) -> None:
     What ``pool_pre_ping`` is for here (a connection dropped by a server restart or an idle timeout
     while it sat in the pool) is the idle case, and is still covered. A connection used within the
     last second is not pinged: were the server restarted in that second, the next statement fails
-    with a disconnect, SQLAlchemy invalidates the pool, and ``_with_retries`` repeats the call on a
+    with a disconnect, SQLAlchemy invalidates the pool, and ``storage._retry`` repeats the call on a
     new connection, as it does for a restart in the middle of a call (which no ping prevents).
     """
     from sqlalchemy import event
@@ -212,9 +108,6 @@ def _install_idle_pre_ping(engine: Any) -> None:
     event.listen(engine, "checkout", ping_if_idle)
 
 
-_RetryingRDBStorage: type | None = None
-
-
 def open_storage(
     url: str,
     *,
@@ -222,15 +115,21 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     max_retry: int | None = DEFAULT_MAX_RETRY,
+    heartbeat_stale_trial_callback: Callable[..., None] | None | Literal["retry"] = "retry",
 ) -> Any:
     """An Optuna storage for ``url``.
 
     ``create_tables`` is for ``hpsearch create`` alone; everyone else gets a ``StorageError``
     naming ``hpsearch create`` when the database has no Optuna tables. ``heartbeat_interval``
     turns on Optuna's heartbeats, with ``RetryHeartbeatStaleTrialCallback(max_retry)`` for stale
-    trials.
+    trials unless ``heartbeat_stale_trial_callback`` names another callback (or None: none).
+    Optuna's own warnings (``heartbeat_interval`` is experimental) are left as Optuna emits them;
+    the worker's ``StoragePolicy`` silences them.
     """
+    import optuna
     from sqlalchemy.exc import NoSuchModuleError
+
+    from ._rdb import RetryingRDBStorage
 
     url = normalize_url(url)
     check_url(url)  # a non-numeric or out-of-range port: one line, not a traceback
@@ -239,43 +138,23 @@ def open_storage(
     if not url.startswith(("sqlite", "postgresql", "mysql")):
         raise StorageError(
             f"unsupported storage URL {mask_url(url)}: use sqlite:///FILE, postgresql://..., "
-            "mysql://... or grpc://HOST:PORT"
+            "mysql+pymysql://... or grpc://HOST:PORT"
         )
-    try:
-        return _open_rdb(url, create_tables, heartbeat_interval, grace_period, max_retry)
-    except (ImportError, NoSuchModuleError) as e:
-        raise _no_driver(url, e) from None
-
-
-def _no_driver(url: str, e: BaseException) -> StorageError:
-    """A URL whose SQLAlchemy dialect or driver is not installed (``postgresql+asyncpg://``...)."""
-    scheme = url.partition("://")[0]
-    missing = getattr(e, "name", None) or _short(e)
-    return StorageError(
-        f"no database driver for {scheme}:// ({missing}); install it, or write the URL as "
-        "postgresql://..., postgresql+psycopg2://..., mysql://... or mysql+pymysql://... (drivers hpsearch installs)"
-    )
-
-
-def _open_rdb(
-    url: str, create_tables: bool, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
-) -> Any:
-    import optuna
-
-    global _RetryingRDBStorage
-    if _RetryingRDBStorage is None:
-        _RetryingRDBStorage = _retrying_rdb_storage_class()
     if not create_tables:
-        check_tables(url)
+        try:
+            check_tables(url)
+        except (ImportError, NoSuchModuleError) as e:
+            raise _no_driver(url, e) from None
     elif sqlite_path(url) is not None:
         _sqlite_wal(url)
+    callback = heartbeat_stale_trial_callback
+    if callback == "retry":
+        callback = None
+        if heartbeat_interval is not None:
+            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            callback = None
-            if heartbeat_interval is not None:
-                callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-            return _RetryingRDBStorage(
+        with creation_lock(url) if create_tables else contextlib.nullcontext():
+            return RetryingRDBStorage(
                 url,
                 engine_kwargs=engine_kwargs_for(url),
                 heartbeat_interval=heartbeat_interval,
@@ -291,10 +170,86 @@ def _open_rdb(
                 "(with your real password) and retry"
             ) from None
         raise StorageError(mask_text(str(e))) from None
+    except (ImportError, NoSuchModuleError) as e:
+        raise _no_driver(url, e) from None
     except Exception as e:
         if _transient(e) or _is_connect_error(e):
             raise _unreachable(url, e) from None
         raise
+
+
+def _no_driver(url: str, e: BaseException) -> StorageError:
+    """A URL whose SQLAlchemy dialect or driver is not installed (``postgresql+asyncpg://``...)."""
+    scheme = url.partition("://")[0]
+    missing = getattr(e, "name", None) or _short(e)
+    return StorageError(
+        f"no database driver for {scheme}:// ({missing}); install it, or write the URL as "
+        "postgresql://..., postgresql+psycopg2://..., mysql://... or mysql+pymysql://... (drivers hpsearch installs)"
+    )
+
+
+CREATION_LOCK = "hpsearch_create_tables"
+CREATION_LOCK_SECONDS = 60
+
+
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Hold a database-wide lock while Optuna creates its tables and stamps its schema version.
+
+    Optuna's table creation checks, then creates, then inserts the version rows: two processes on
+    a fresh database race between those steps ("relation already exists", a duplicate version
+    row). PostgreSQL: a session advisory lock; MySQL/MariaDB: ``GET_LOCK``; SQLite: ``flock`` on
+    the database file (independent of SQLite's own POSIX locks). Released when the block ends.
+    """
+    import sqlalchemy
+
+    path = sqlite_path(url)
+    if path is not None:
+        import fcntl
+
+        with open(path, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+        return
+    if not url.startswith(("postgresql", "mysql")):
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **_connect_args(url))
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                key = sqlalchemy.text("SELECT hashtext(:k)")
+                lock_id = conn.execute(key, {"k": CREATION_LOCK}).scalar_one()
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:i)"), {"i": lock_id})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:i)"), {"i": lock_id})
+                    conn.commit()
+            else:
+                got = conn.execute(
+                    sqlalchemy.text("SELECT GET_LOCK(:k, :s)"), {"k": CREATION_LOCK, "s": CREATION_LOCK_SECONDS}
+                ).scalar()
+                if got != 1:
+                    raise StorageError(
+                        f"another `hpsearch create` held the table-creation lock on {mask_url(url)} for "
+                        f"{CREATION_LOCK_SECONDS} s; retry when it is done"
+                    )
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": CREATION_LOCK})
+    finally:
+        engine.dispose()
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    kwargs = engine_kwargs_for(url)
+    return {"connect_args": kwargs["connect_args"]} if "connect_args" in kwargs else {}
 
 
 def _sqlite_wal(url: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._engine import _with_retries
+from ._retry import with_retries as _with_retries
 
 
 def _rdb(study: Any) -> Any | None:
@@ -58,7 +58,7 @@ def _count_not_failed_before(backend: Any, study_id: int, number: int) -> int:
         session.close()
 
 
-# Direct queries, so retried as the storage's own calls are (storage._engine._with_retries).
+# Direct queries, so retried as the storage's own calls are (storage._retry).
 _count_by_state = _with_retries(_count_by_state)
 _count_not_failed_before = _with_retries(_count_not_failed_before)
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 import logging
 from typing import Any
 
-from ._engine import _with_retries
+from ._retry import with_retries as _with_retries
 
 _logger = logging.getLogger("hpsearch.storage")
 
@@ -50,7 +50,7 @@ def _never_heartbeated(backend: Any, study_id: int, grace_period: int) -> list[i
         session.close()
 
 
-# A direct query, so retried here as the storage's own calls are (storage._engine._with_retries):
+# A direct query, so retried here as the storage's own calls are (storage._retry):
 # a pooled connection used in the last second is not pinged before use (_install_idle_pre_ping).
 _never_heartbeated = _with_retries(_never_heartbeated)
 

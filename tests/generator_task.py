@@ -25,8 +25,7 @@ def search_space(trial: Any) -> dict[str, Any]:
     return {
         "units": trial.suggest_int("units", 4, 32),
         "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-1, log=True),
-        "batch_size": 20,
-        "optimizer": "adam",
+        "batch_size": trial.suggest_categorical("batch_size", [20]),
     }
 
 
@@ -57,7 +56,7 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> Any:
     inputs = keras.Input(spec.input_shape)
     x = keras.layers.Dense(params["units"], activation="relu")(inputs)
     outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
-    return compile_classifier(keras.Model(inputs, outputs), params, spec.num_classes)
+    return compile_classifier(keras.Model(inputs, outputs), {**params, "optimizer": "adam"}, spec.num_classes)
 
 
 def fit_inputs(data: ArrayData, params: dict[str, Any], *, seed: int) -> tuple[FitInputs, FitInputs]:
