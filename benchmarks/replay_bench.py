@@ -134,6 +134,7 @@ class Method:
     pruner: Callable[[int], Any]  # max_epochs -> pruner
     baselines: bool = False
     prior: bool = False
+    prior_weight: float = 0.5  # BaselinePriorSampler's default
     hpsearch: bool = False
     prune_last_epoch: bool = True  # Optuna's KerasPruningCallback asks after every epoch
     kind: str = "optuna"
@@ -184,8 +185,23 @@ def methods() -> dict[str, Method]:
 
     hs, hp = _hpsearch_settings()
     out = {
-        "hpsearch": Method("hpsearch", hs, hp, baselines=True, prior=True, hpsearch=True, prune_last_epoch=False),
+        # The default: baselines enqueued first, no prior (the prior is opt-in: --baseline-prior).
+        "hpsearch": Method("hpsearch", hs, hp, baselines=True, hpsearch=True, prune_last_epoch=False),
+        "hpsearch-prior": Method(
+            "hpsearch-prior", hs, hp, baselines=True, prior=True, hpsearch=True, prune_last_epoch=False
+        ),
         "hpsearch-nobaseline": Method("hpsearch-nobaseline", hs, hp, hpsearch=True, prune_last_epoch=False),
+        # Ablations of the baselines' use: enqueued only (no prior), and a lighter prior.
+        "hpsearch-prior0.2": Method(
+            "hpsearch-prior0.2",
+            hs,
+            hp,
+            baselines=True,
+            prior=True,
+            prior_weight=0.2,
+            hpsearch=True,
+            prune_last_epoch=False,
+        ),
         "tpe": Method("tpe", _tpe(), _nop),
         "tpe-hyperband": Method("tpe-hyperband", _tpe(), _optuna_hyperband),
         "random": Method("random", _random, _nop),
@@ -248,7 +264,9 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         if method.prior:
             from hpsearch._prior import BaselinePriorSampler
 
-            sampler = BaselinePriorSampler(sampler, table.task.baselines, seed=seed * 1009 + w)
+            sampler = BaselinePriorSampler(
+                sampler, table.task.baselines, seed=seed * 1009 + w, weight=method.prior_weight
+            )
         if w == 0:
             s = optuna.create_study(
                 storage=storage,

@@ -58,7 +58,10 @@ class StudySettings:
     max_epochs: int = 10
     seed: int | None = 0
     n_trials: int | None = None  # study-wide cap on finished (COMPLETE + PRUNED) trials
-    baselines: bool = True  # enqueue the baselines first and sample start-up trials around them
+    baselines: bool = True  # enqueue the baselines as the first trials
+    # Also sample start-up trials around them (BaselinePriorSampler). Off by default: on the replay
+    # benchmark it lowered the median best-at-budget (BENCHMARKS.md, ablation), so it is opt-in.
+    baseline_prior: bool = False
     user_baselines: list[dict[str, Any]] = field(default_factory=list)  # `create --baseline FILE`
     task_options: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None  # default for workers; `worker --data-dir` overrides
@@ -189,7 +192,7 @@ def make_sampler(s: StudySettings, worker_index: int = 0) -> Any:
         sampler = optuna.samplers.GPSampler(seed=seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    centres = all_baselines(s)
+    centres = all_baselines(s) if s.baseline_prior else []
     if centres:
         from ._prior import BaselinePriorSampler
 

@@ -144,8 +144,14 @@ class Command:
             "--no-baseline",
             action="store_true",
             default=None,
-            help="do not enqueue the seed notebooks' configurations (nor --baseline ones) as the first trials, "
-            "nor sample start-up trials around them",
+            help="do not enqueue the seed notebooks' configurations (nor --baseline ones) as the first trials",
+        )
+        p.add_argument(
+            "--baseline-prior",
+            action="store_true",
+            default=None,
+            help="also draw start-up trials around the best baseline, decaying as trials accumulate "
+            "(off by default: see BENCHMARKS.md, replay ablation)",
         )
         p.add_argument(
             "--baseline",
@@ -177,6 +183,10 @@ def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
             given[key] = getattr(args, key)
     if getattr(args, "no_baseline", None):
         given["baselines"] = False
+    if getattr(args, "baseline_prior", None):
+        if getattr(args, "no_baseline", None):
+            raise UsageError("--baseline-prior needs baselines; drop --no-baseline")
+        given["baseline_prior"] = True
     if getattr(args, "baseline", None):
         from ._study import read_baseline_file
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def test_a_mnist_mlp_run_writes_nothing_to_stderr(tmp_path: Path) -> None:
         cwd=tmp_path,
         env=_env(),
     )
-    assert proc.stdout.count(" COMPLETE ") == 2, proc.stdout
+    assert len(re.findall(r"^trial \d+ COMPLETE ", proc.stdout, re.M)) == 2, proc.stdout
     assert proc.stderr == "", proc.stderr
 
 
