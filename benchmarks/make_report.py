@@ -503,7 +503,7 @@ def build(results: Path) -> str:
             "Produced by `benchmarks/replay_bench.py` (its docstring has the protocol: real Optuna samplers and "
             "pruners, the task's real search space, training replaced by the nearest recorded configuration's "
             "curve and seconds; table built by `benchmarks/replay_table.py`). Regenerate with "
-            "`.venv/bin/python benchmarks/replay_bench.py --task mnist_mlp --seeds 100 --budget 300 --lanes 2` "
+            "`.venv/bin/python benchmarks/replay_bench.py --task mnist_mlp --seeds 100 --budget 420 --lanes 2 --methods hpsearch,hpsearch-nobaseline,hpsearch-prior,hpsearch-prior0.2,tpe,tpe-hyperband,random,kt-hyperband,c:tpe5+median,c:tpe5+asha,c:mvg+asha,c:mvg+median` (about 12 min on 2 idle cores) "
             "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
             "",
         ]
