@@ -96,6 +96,8 @@ def run_worker(
     study = load_study(storage, config.study, url=url, settings=settings, worker_index=index.index)
     reconcile_with_study(study, config.heartbeat_interval, config.grace_period)  # exit 2 if it clashes
     worker_id = os.environ.get("HPSEARCH_WORKER_ID")
+    prefix = f"[{worker_id}] " if worker_id else ""
+    emit(f"{prefix}{index.describe()}")  # before anything can end the worker: which scheduler it saw
     from ._extend import finished_trials
 
     if settings.n_trials is not None and finished_trials(study) >= settings.n_trials:
@@ -119,12 +121,10 @@ def run_worker(
         study, {**fingerprint, "splits": split_counts(data)}, allow_other_data=config.allow_other_data, record=True
     )
     set_memory_growth()
-    prefix = f"[{worker_id}] " if worker_id else ""
     emit(
         f"{prefix}worker pid {os.getpid()} study {config.study!r} task {settings.task} "
         f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}"
     )
-    emit(f"{prefix}{index.describe()}")
     if not study.user_attrs.get("dataset"):
         try:
             study.set_user_attr("dataset", data.description)

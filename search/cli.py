@@ -417,7 +417,8 @@ class Run(Command):
         rc = launcher.run()
         from ._summary import print_summary
 
-        print_summary(load_study(storage, study_name, url=url), args.storage, started)
+        # A fresh storage: the one opened before the workers ran may read an old snapshot (SQLite).
+        print_summary(load_study(open_storage(url), study_name, url=url), args.storage, started)
         return rc
 
 

@@ -199,7 +199,10 @@ def creation_lock(url: str) -> Iterator[None]:
     Optuna's table creation checks, then creates, then inserts the version rows: two processes on
     a fresh database race between those steps ("relation already exists", a duplicate version
     row). PostgreSQL: a session advisory lock; MySQL/MariaDB: ``GET_LOCK``; SQLite: ``flock`` on
-    the database file (independent of SQLite's own POSIX locks). Released when the block ends.
+    ``FILE.hpsearch-create-lock`` beside the database. Never on the database file itself: closing
+    any descriptor of it drops every POSIX lock this process holds on it, SQLite's included, and a
+    connection that then closes last can discard other processes' committed write-ahead log (seen:
+    `run --workers 2` lost its workers' trials when the parent exited). Released when the block ends.
     """
     import sqlalchemy
 
@@ -207,7 +210,7 @@ def creation_lock(url: str) -> Iterator[None]:
     if path is not None:
         import fcntl
 
-        with open(path, "a+b") as f:
+        with open(path.with_name(path.name + ".hpsearch-create-lock"), "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield

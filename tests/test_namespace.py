@@ -71,9 +71,14 @@ def test_run_with_two_workers_in_a_folder_that_shadows_every_generic_name(tmp_pa
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "imported the user" not in out.stdout + out.stderr
-    done = [line for line in out.stdout.splitlines() if " COMPLETE " in line or " PRUNED " in line]
+    done = [
+        line
+        for line in out.stdout.splitlines()
+        if line.startswith("[w") and (" COMPLETE " in line or " PRUNED " in line)
+    ]
     assert len(done) == 4, out.stdout
     assert {line.split("]")[0] for line in done} == {"[w0", "[w1"}
+    assert "has COMPLETE 4" in out.stdout, out.stdout  # the summary reads the workers' results
 
 
 def test_python_dash_m_hpsearch(tmp_path: Path) -> None:
