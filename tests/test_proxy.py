@@ -105,7 +105,7 @@ def test_a_worker_lost_behind_the_proxy_leaves_its_trial_running(tmp_path: Path)
     env = cli_env(PYTHONPATH=str(TESTS), HPSEARCH_TEST_FAULTS="0:slow", HPSEARCH_TEST_SLOW_SECONDS="5")
     create(db, tmp_path, env, cap=2)
     with proxy_for(db, tmp_path, env) as url:
-        victim = worker(tmp_path, env, url, 0, "--grace-period", "2", "--heartbeat-interval", "1")
+        victim = worker(tmp_path, env, url, 0, "--grace-period", "3", "--heartbeat-interval", "1")
         study = optuna.load_study(study_name="p", storage=db)
         deadline = time.monotonic() + 120
         while not [t for t in study.get_trials() if t.state.name == "RUNNING"]:
@@ -114,7 +114,7 @@ def test_a_worker_lost_behind_the_proxy_leaves_its_trial_running(tmp_path: Path)
         victim.kill()  # lost mid-trial: no SIGTERM handler runs
         victim.wait()
         time.sleep(3)  # past the grace period
-        other = worker(tmp_path, env, url, 1, "--grace-period", "2", "--heartbeat-interval", "1", "--timeout", "15")
+        other = worker(tmp_path, env, url, 1, "--grace-period", "3", "--heartbeat-interval", "1", "--timeout", "15")
         out = other.communicate(timeout=300)[0]
     assert other.returncode == 0, out
     trials = {t.number: t.state.name for t in optuna.load_study(study_name="p", storage=db).get_trials()}

@@ -209,7 +209,7 @@ def _heartbeat_time(url: str) -> Any:
 
 
 def _training(url: str) -> bool:
-    """A heartbeat is written and the trial's two params are suggested: the model is training."""
+    """A heartbeat is written and the trial's three params are suggested: the model is training."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
@@ -217,7 +217,7 @@ def _training(url: str) -> bool:
         with engine.connect() as c:
             beats = c.execute(sqlalchemy.text("SELECT count(*) FROM trial_heartbeats")).scalar()
             params = c.execute(sqlalchemy.text("SELECT count(*) FROM trial_params")).scalar()
-            return bool(beats) and params == 2
+            return bool(beats) and params == 3  # fault_task suggests units, learning_rate, batch_size
     finally:
         engine.dispose()
 
