@@ -196,8 +196,12 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     yield from start_cluster(tmp_path_factory.mktemp("slurm"))
 
 
-CAP = 24
-LEAD = 45  # --signal-lead: the warning window is wider than slurmctld's 30 s limit check
+# The study must outlast the time-limit warning: slurmctld checks limits only every 30 s and keeps a
+# job's limit in whole minutes, so the warning comes up to ~65 s after the limit is set (below). 40
+# trials of 40 epochs (~7 s each on one core) leave ~30 trials for 3 tasks after the events: ~80 s.
+CAP = 40
+EPOCHS = 40
+LEAD = 60  # --signal-lead: the warning window is wider than slurmctld's 30 s limit check
 
 
 @pytest.mark.slow
@@ -210,7 +214,7 @@ def test_slurm_array_on_postgres_survives_scancel_and_a_time_limit(
     pw.write_text(SECRET + "\n")  # PostgreSQL here trusts 127.0.0.1, so any password works
     env = cli_env(HPSEARCH_STORAGE=pg_url, HPSEARCH_STORAGE_PASSWORD_FILE=str(pw), **slurm.env)
     hpsearch(
-        "create", "--task", "digits", "--study", study_name, "--n-trials", str(CAP), "--max-epochs", "10",
+        "create", "--task", "digits", "--study", study_name, "--n-trials", str(CAP), "--max-epochs", str(EPOCHS),
         "--pruner", "none", cwd=tmp_path, env=env,
     )  # fmt: skip
     script = tmp_path / "workers.sbatch"
@@ -232,10 +236,11 @@ def test_slurm_array_on_postgres_survives_scancel_and_a_time_limit(
     wait_for(lambda: in_second_trial(1) and in_second_trial(2), 300, "array tasks 1 and 2 in their second trial")
     time.sleep(1.0)  # mid-epoch
     slurm.run("scancel", f"{job}_1")
-    # A time limit that task 2 nearly reached: at least 55 s from now, so that Slurm's --signal
-    # warning (USR1, LEAD s before it) comes first, at a limit check (every ~30 s) in that window.
+    # A time limit that task 2 nearly reached: 35-95 s from now (whole minutes), so that the --signal
+    # warning (USR1, due LEAD = 60 s before the limit: at once or within 35 s) comes at one of the
+    # 30-s limit checks before the limit itself.
     elapsed = time_limit_seconds(slurm.job(f"{job}_2")["RunTime"])
-    minutes = -(-(elapsed + LEAD + 10) // 60)
+    minutes = -(-(elapsed + 35) // 60)
     slurm.run("scontrol", "update", f"JobId={job}_2", f"TimeLimit={minutes}")
     t_events = time.monotonic() - t_start
     wait_for(lambda: not slurm.queue(job), 400, "every array task to end")
