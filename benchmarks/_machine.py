@@ -35,6 +35,12 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
+def amx_bf16() -> bool:
+    from hpsearch.objectives._fit import cpu_has_amx_bf16
+
+    return cpu_has_amx_bf16()
+
+
 def memory_gib() -> float | None:
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -58,6 +64,7 @@ def machine() -> dict[str, Any]:
     return {
         "nproc": os.cpu_count(),
         "cpu_model": cpu_model(),
+        "amx_bf16": amx_bf16(),  # objectives/_fit.py trains the CNNs in bfloat16 where it is set
         "memory_gib": memory_gib(),
         "platform": platform.platform(),
         "versions": versions(),

@@ -20,7 +20,13 @@ Throughput levers (measured in ``benchmarks/throughput_bench.py``, figures in BE
 - validation (and test) batch size decoupled from the training batch size: as large as
   ``EVAL_BATCH_MAX`` while one batch of inputs stays within ``EVAL_INPUT_FLOATS`` floats.
 - mixed precision (``mixed_float16``) on GPUs for tasks that declare ``mixed_precision = True``
-  (the pretrained-backbone tasks), never on CPU; their final layer is float32.
+  (the pretrained-backbone tasks); their final layer is float32.
+- ``mixed_bfloat16`` on CPUs with Intel AMX-BF16 (``amx_bf16`` in ``/proc/cpuinfo``) for tasks that
+  declare ``cpu_bfloat16 = True`` (the convolutional ``mnist_cnn`` and ``cifar10_cnn``): oneDNN runs
+  their convolutions on the AMX tiles. Variables stay float32, the softmax layer is float32. The
+  per-epoch losses are those of float32 within a few percent, not to the last digit (BENCHMARKS.md,
+  throughput). ``HPSEARCH_PRECISION`` overrides the choice: ``float32`` turns every mixed policy
+  off; ``auto`` (the default) is the rule above.
 - ``jit_compile`` stays off (``compile_classifier``): on CPU its compile time was not paid back.
 """
 
@@ -83,15 +89,60 @@ def eval_batch_size(train_batch_size: int, input_shape: Sequence[int]) -> int:
     return max(int(train_batch_size), min(EVAL_BATCH_MAX, EVAL_INPUT_FLOATS // per_example))
 
 
-def precision_policy(task: Any, *, gpus: int | None = None) -> str:
-    """``mixed_float16`` for a task with ``mixed_precision = True`` on a machine with a GPU, else ``float32``."""
-    if not getattr(task, "mixed_precision", False):
-        return "float32"
-    if gpus is None:
-        import tensorflow as tf
+PRECISION_ENV = "HPSEARCH_PRECISION"
+PRECISION_CHOICES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
-        gpus = len(tf.config.list_physical_devices("GPU"))
-    return "mixed_float16" if gpus > 0 else "float32"
+
+def cpu_has_amx_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies bfloat16 on AMX tiles (Linux: the ``amx_bf16`` flag)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo.splitlines())
+
+
+def precision_setting(setting: str | None = None) -> str:
+    """``HPSEARCH_PRECISION`` (or ``setting``), checked: one of ``PRECISION_CHOICES``; unset is ``auto``."""
+    import os
+
+    value = (setting if setting is not None else os.environ.get(PRECISION_ENV, "auto")).strip() or "auto"
+    if value not in PRECISION_CHOICES:
+        raise TaskError(
+            f"{PRECISION_ENV}={value!r} is not a precision; set it to one of {', '.join(PRECISION_CHOICES)}, "
+            "or unset it (auto)"
+        )
+    return value
+
+
+def precision_policy(
+    task: Any, *, gpus: int | None = None, amx_bf16: bool | None = None, setting: str | None = None
+) -> str:
+    """The Keras dtype policy of a task's training on this machine (the module docstring's rule).
+
+    ``setting`` is ``HPSEARCH_PRECISION`` (default ``auto``); a named policy other than ``auto`` is used
+    as it is, so a user can force float32 (or a mixed policy) everywhere.
+    """
+    setting = precision_setting(setting)
+    if setting != "auto":
+        return setting
+    if getattr(task, "mixed_precision", False):
+        if gpus is None:
+            import tensorflow as tf
+
+            gpus = len(tf.config.list_physical_devices("GPU"))
+        if gpus > 0:
+            return "mixed_float16"
+    if getattr(task, "cpu_bfloat16", False):
+        if gpus is None:
+            import tensorflow as tf
+
+            gpus = len(tf.config.list_physical_devices("GPU"))
+        if gpus == 0 and (cpu_has_amx_bf16() if amx_bf16 is None else amx_bf16):
+            return "mixed_bfloat16"
+    return "float32"
 
 
 @contextlib.contextmanager

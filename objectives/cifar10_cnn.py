@@ -39,6 +39,7 @@ SGD_MOMENTUM = 0.9
 
 # The notebook's configurations, enqueued as a new study's first trials (batch size: Keras'
 # default 32, which the notebook used; epochs: the study's --max-epochs).
+cpu_bfloat16 = True  # mixed_bfloat16 on CPUs with AMX-BF16 (objectives/_fit.py); float32 elsewhere
 options = {"class_names": class_names_option()}  # or classes.txt beside the data
 
 baselines: list[dict[str, Any]] = [
@@ -133,6 +134,7 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> keras.Model:  # value
         x = keras.layers.Dense(int(params["dense_units"]), activation="relu")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
+    # float32 under a mixed policy too (objectives/_fit.py): a bfloat16 softmax and loss lose precision
+    outputs = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32")(x)
     momentum = SGD_MOMENTUM if params["optimizer"] == "sgd" else 0.0
     return compile_classifier(keras.Model(inputs, outputs), params, spec.num_classes, momentum=momentum)

@@ -29,6 +29,7 @@ description = "MNIST 28x28x1 digits, 1-3 conv/pool blocks + dropout + optional d
 # The notebook's own configuration, enqueued as a new study's first trial:
 # Conv 32 3x3 -> pool -> Conv 64 3x3 -> pool -> flatten -> dropout 0.5 -> Dense 10;
 # adam (lr 1e-3), batch 128, 15 epochs (the study's --max-epochs): 99.28% test accuracy.
+cpu_bfloat16 = True  # mixed_bfloat16 on CPUs with AMX-BF16 (objectives/_fit.py); float32 elsewhere
 options = {"class_names": class_names_option()}  # or classes.txt beside the data
 
 baselines: list[dict[str, Any]] = [
@@ -102,5 +103,6 @@ def build_model(params: dict[str, Any], spec: DataSpec) -> keras.Model:  # value
         x = keras.layers.Dense(int(params["dense_units"]), activation="relu")(x)
     if float(params["dropout"]) > 0:
         x = keras.layers.Dropout(float(params["dropout"]))(x)
-    outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
+    # float32 under a mixed policy too (objectives/_fit.py): a bfloat16 softmax and loss lose precision
+    outputs = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32")(x)
     return compile_classifier(keras.Model(inputs, outputs), params, spec.num_classes)

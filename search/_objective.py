@@ -113,7 +113,7 @@ def _collect() -> None:
 
 
 # What ``fit_task`` measured that a trial keeps as user attributes.
-RECORDED_FIT_INFO = ("feature_cache", "steps_per_execution", "step_estimate_s", "max_execution_s")
+RECORDED_FIT_INFO = ("feature_cache", "precision", "steps_per_execution", "step_estimate_s", "max_execution_s")
 
 
 class TrialRunner:

@@ -20,6 +20,7 @@ from ._errors import HpsearchError
 from ._errors import UsageError
 from ._runworker import WorkerConfig
 from ._runworker import run_worker
+from .objectives._fit import precision_setting
 from .storage import mask_text
 from .storage import mask_url
 from .storage import resolve_url
@@ -834,6 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = resolve_url(getattr(args, "storage", None))
         check_args(args)  # before anything is opened: heartbeat pair, study name
+        precision_setting()  # HPSEARCH_PRECISION, before any worker or training starts
         return args._command.take_action(args)
     except HpsearchError as e:  # TaskError, StorageError, UsageError, WorkerStopped: each carries its code
         _fail(f"hpsearch {args.command}: {e.label}: {e}", url)

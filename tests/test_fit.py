@@ -44,6 +44,75 @@ def test_precision_policy_is_mixed_only_for_backbone_tasks_on_a_gpu() -> None:
     assert _fit.precision_policy(backbone) == "float32"  # this machine: no GPU
 
 
+def test_bfloat16_on_cpus_with_amx_for_the_convolutional_tasks() -> None:
+    for name in ("mnist_cnn", "cifar10_cnn"):
+        task = get_task(name)
+        assert _fit.precision_policy(task, gpus=0, amx_bf16=True, setting="auto") == "mixed_bfloat16"
+        assert _fit.precision_policy(task, gpus=0, amx_bf16=False, setting="auto") == "float32"
+        assert _fit.precision_policy(task, gpus=1, amx_bf16=True, setting="auto") == "float32"
+    for name in ("mnist_mlp", "digits", "cats_vs_dogs"):  # dispatch-bound, or backbone tasks (not measured)
+        assert _fit.precision_policy(get_task(name), gpus=0, amx_bf16=True, setting="auto") == "float32"
+    cnn, backbone = get_task("mnist_cnn"), get_task("cats_vs_dogs")
+    assert _fit.precision_policy(cnn, gpus=0, amx_bf16=True, setting="float32") == "float32"  # the user's opt-out
+    assert _fit.precision_policy(backbone, gpus=1, setting="float32") == "float32"
+    assert _fit.precision_policy(get_task("mnist_mlp"), gpus=0, setting="mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_amx_flag_is_read_from_cpuinfo() -> None:
+    assert _fit.cpu_has_amx_bf16("processor: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert not _fit.cpu_has_amx_bf16("processor: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert not _fit.cpu_has_amx_bf16("")
+
+
+def test_a_bad_precision_setting_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hpsearch import cli
+
+    monkeypatch.setenv("HPSEARCH_PRECISION", "half")
+    with pytest.raises(TaskError, match="HPSEARCH_PRECISION='half'"):
+        _fit.precision_setting()
+    db = tmp_path / "s.db"
+    assert cli.main(["status", "--storage", f"sqlite:///{db}", "--study", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "HPSEARCH_PRECISION" in err and "float32" in err
+    assert not db.exists()
+    monkeypatch.setenv("HPSEARCH_PRECISION", "")
+    assert _fit.precision_setting() == "auto"
+
+
+def test_bfloat16_training_tracks_float32_and_ends_in_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mnist_cnn's baseline on MNIST images: per-epoch losses within 5 % of float32, output float32."""
+    from conftest import MNIST_T10K
+    from conftest import need
+
+    need(MNIST_T10K)
+    task = get_task("mnist_cnn")
+    full = task.load_data(str(MNIST_T10K), seed=0)
+    s = full._splits
+    data = type(full)(
+        x_train=s["train"][0][:1024],
+        y_train=s["train"][1][:1024],
+        x_val=s["val"][0][:256],
+        y_val=s["val"][1][:256],
+        x_test=s["test"][0][:256],
+        y_test=s["test"][1][:256],
+        class_names=full.spec.class_names,
+        description="first 1,024 / 256 of the t10k split",
+    )
+    params = dict(task.baselines[0])
+    runs = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        monkeypatch.setenv("HPSEARCH_PRECISION", policy)
+        runs[policy] = run = _fit.fit_task(task, data, params, epochs=3, seed=3)
+        assert run.info["precision"] == policy
+        assert run.model.layers[-1].compute_dtype == "float32" and run.model.outputs[0].dtype == "float32"
+    assert runs["mixed_bfloat16"].model.layers[1].compute_dtype == "bfloat16"
+    f32, bf16 = runs["float32"].history, runs["mixed_bfloat16"].history
+    np.testing.assert_allclose(bf16["loss"], f32["loss"], rtol=0.05)
+    assert f32["loss"][-1] < 0.8 * f32["loss"][0] and bf16["loss"][-1] < 0.8 * bf16["loss"][0]  # both learn
+
+
 def test_backbone_head_ends_in_float32_under_mixed_precision() -> None:
     import keras
 
