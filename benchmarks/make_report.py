@@ -58,13 +58,19 @@ def spread(values: list[float | None]) -> tuple[float | None, float | None]:
     return (None if math.isinf(lo) else lo), (None if math.isinf(hi) else hi)
 
 
-def load_search(results: Path) -> dict[tuple[str, float], dict[str, list[dict[str, Any]]]]:
-    groups: dict[tuple[str, float], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for path in sorted((results / "search").glob("*/budget*/*.json")):
-        r = json.loads(path.read_text())
-        if r.get("kind") != "search":
+def load_search(results: Path) -> dict[tuple[str, float, str], dict[str, list[dict[str, Any]]]]:
+    """(task, budget, tag) -> method -> runs. ``results/search/`` has tag ""; a rerun kept apart, so that
+    one table never mixes days, lives in ``results/search-<tag>/`` (``search_bench.py --out-dir``)."""
+    groups: dict[tuple[str, float, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for folder in sorted(results.glob("search*")):
+        tag = folder.name[len("search-") :] if folder.name.startswith("search-") else ""
+        if not folder.is_dir() or (folder.name != "search" and not tag):
             continue
-        groups[(r["task"], float(r["budget_s"]))][r["method"]].append(r)
+        for path in sorted(folder.glob("*/budget*/*.json")):
+            r = json.loads(path.read_text())
+            if r.get("kind") != "search":
+                continue
+            groups[(r["task"], float(r["budget_s"]), tag)][r["method"]].append(r)
     return groups
 
 
@@ -138,7 +144,9 @@ def ratio_text(num: float | None, den: float | None, budget: float) -> tuple[str
     return f"{r:.2f}", r, r <= GOAL_RATIO
 
 
-def search_section(task: str, budget: float, by_method: dict[str, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+def search_section(
+    task: str, budget: float, by_method: dict[str, list[dict[str, Any]]], tag: str = ""
+) -> tuple[str, dict[str, Any]]:
     methods = [m for m in METHOD_ORDER if m in by_method] + sorted(m for m in by_method if m not in METHOD_ORDER)
     agg = {m: aggregate_method(by_method[m]) for m in methods}
     any_run = by_method[methods[0]][0]
@@ -146,7 +154,8 @@ def search_section(task: str, budget: float, by_method: dict[str, list[dict[str,
     mid = targets[len(targets) // 2]
     seeds = sorted({s for m in methods for s in agg[m]["seeds"]})
     lines = [
-        f"### {task}: budget {budget:g} s per run, seeds {', '.join(map(str, seeds))}",
+        f"### {task}: budget {budget:g} s per run, seeds {', '.join(map(str, seeds))}"
+        + (f" (rerun {tag}: `benchmarks/results/search-{tag}/`)" if tag else ""),
         "",
         f"Data: {any_run.get('data')}; at most {any_run['max_epochs']} epochs per trial. Every run is a fresh "
         f"process, stopped hard at {budget:g} s after its clock started (data already loaded)"
@@ -523,8 +532,8 @@ def build(results: Path) -> str:
             "same split and the same max epochs.",
             "",
         ]
-        for task, budget in sorted(groups, key=lambda k: (k[0] != "mnist_mlp", k[0], k[1])):
-            text, verdict = search_section(task, budget, groups[(task, budget)])
+        for task, budget, tag in sorted(groups, key=lambda k: (k[0] != "mnist_mlp", k[0], k[1], k[2])):
+            text, verdict = search_section(task, budget, groups[(task, budget, tag)], tag)
             out += [text, ""]
             verdicts.append(verdict)
     if overhead:
