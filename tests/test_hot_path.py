@@ -77,11 +77,13 @@ def test_batched_user_attrs_on_a_fixed_trial() -> None:
     assert trial.user_attrs == {"a": 1, "b": [1, 2]}
 
 
-def _prune_log(pruner: optuna.pruners.BasePruner, url: str, name: str) -> tuple[list[str], int]:
+def _prune_log(
+    pruner: optuna.pruners.BasePruner, url: str, name: str, sampler: optuna.samplers.BaseSampler | None = None
+) -> tuple[list[str], int]:
     """Run 30 trials of 9 steps with seeded values; return their states and the storage's
     get_study_id_from_name calls made while pruning."""
     storage = open_storage(url, create_tables=True)
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner)
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner, sampler=sampler)
     rng = random.Random(0)
     backend = study._storage._backend
     calls = []
@@ -90,7 +92,7 @@ def _prune_log(pruner: optuna.pruners.BasePruner, url: str, name: str) -> tuple[
     states = []
     for _ in range(30):
         trial = study.ask()
-        quality = rng.random()
+        quality = rng.random() if sampler is None else trial.suggest_float("x", 0.0, 1.0)
         state = "COMPLETE"
         for step in range(9):
             trial.report(quality * (step + 1) / 9 + rng.random() * 0.05, step)
@@ -101,7 +103,7 @@ def _prune_log(pruner: optuna.pruners.BasePruner, url: str, name: str) -> tuple[
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             study.tell(trial, quality)
-        states.append(state)
+        states.append(state if sampler is None else f"{state} x={trial.params['x']:.6f}")
     return states, len(calls)
 
 
@@ -115,6 +117,28 @@ def test_hyperband_decides_as_optunas_own_with_fewer_queries(storage_url: str, s
     assert theirs.count("PRUNED") >= 5 and "COMPLETE" in theirs  # the comparison means something
     assert ours == theirs
     assert their_calls >= 100 and our_calls <= 3, (their_calls, our_calls)  # one per bracket
+
+
+def test_tpe_under_our_hyperband_samples_as_under_optunas(storage_url: str, study_name: str) -> None:
+    """The sampler samples from the pruner's bracket view of the study. A reused view that kept its
+    trial cache showed TPE an empty bracket for ever (random search in TPE's name: the surrogate
+    replay found it on 2026-12-04). Same seed, same bracket hashes: the same params, trial by trial."""
+    kw = {"min_resource": 1, "max_resource": 9, "reduction_factor": 3}
+
+    def tpe() -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=0, n_startup_trials=3, multivariate=True, constant_liar=True)
+
+    theirs, _ = _prune_log(optuna.pruners.HyperbandPruner(**kw), storage_url, study_name, tpe())
+    optuna.delete_study(study_name=study_name, storage=open_storage(storage_url))
+    ours, _ = _prune_log(HyperbandPruner(**kw), storage_url, study_name, tpe())
+    # TPE past its start-up: the comparison means something only if sampling depends on the trials.
+    random_run = [s.split()[1] for s in theirs]
+    optuna.delete_study(study_name=study_name, storage=open_storage(storage_url))
+    rand, _ = _prune_log(
+        optuna.pruners.HyperbandPruner(**kw), storage_url, study_name, optuna.samplers.RandomSampler(seed=0)
+    )
+    assert random_run != [s.split()[1] for s in rand]
+    assert ours == theirs
 
 
 class _Cycle:
