@@ -397,6 +397,20 @@ def replay_section(r: dict[str, Any]) -> str:
         f"{', '.join(tb['recorded_on'])}; replay run {r['machine']['date'][:10]} in {r['seconds']:.0f} s.",
         "",
     ]
+    if tb.get("lookup") == "surrogate":
+        fid = tb["fidelity"]
+        lines += [
+            f"Landscape: **surrogate** (class `Surrogate`): extremely randomised trees fitted to the table "
+            f"(5-fold cross-validated R² of the best-of-curve {fid['cv_r2_best']:.2f}, of the log seconds "
+            f"{fid['cv_r2_log_seconds']:.2f}) plus training noise drawn from {tb['noise_curves']} measured "
+            f"residual curves (repeats with 4 seeds; sd {tb['noise_sd_at_0.95']:.4f} at accuracy 0.95). "
+            f"The baseline's accuracy is its mean over its 4 seeds, {tb['baseline_value']:.4f}.",
+            "",
+        ]
+    else:
+        lines += ["Landscape: **nearest recorded configuration** (no noise: a row replays the same curve).", ""]
+    if r.get("command"):
+        lines += [f"Command: `{r['command']}`", ""]
     for w, kinds in sorted(r["summary"].items(), key=lambda kv: int(kv[0])):
         for kind, s in kinds.items():
             if "focus" not in s:
@@ -511,8 +525,9 @@ def build(results: Path) -> str:
             "",
             "Produced by `benchmarks/replay_bench.py` (its docstring has the protocol: real Optuna samplers and "
             "pruners, the task's real search space, training replaced by the nearest recorded configuration's "
-            "curve and seconds; table built by `benchmarks/replay_table.py`). Regenerate with "
-            "`.venv/bin/python benchmarks/replay_bench.py --task mnist_mlp --seeds 100 --budget 420 --lanes 2 --methods hpsearch,hpsearch-nobaseline,hpsearch-prior,hpsearch-prior0.2,tpe,tpe-hyperband,random,kt-hyperband,c:tpe5+median,c:tpe5+asha,c:mvg+asha,c:mvg+median` (about 12 min on 2 idle cores) "
+            "curve and seconds, or a surrogate of the table with measured training noise; table built by "
+            "`benchmarks/replay_table.py`). Each section names the command that produced it; all of them "
+            "again: `.venv/bin/python benchmarks/replay_bench.py --all` (about 40 min on 2 idle cores), "
             "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
             "",
         ]

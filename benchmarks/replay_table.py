@@ -14,6 +14,9 @@ Resumable: configurations already in the file are skipped, so a table grows acro
 
 ``--lanes N`` runs N processes, each pinned to its own CPU (``os.sched_setaffinity``) and taking
 every N-th configuration.
+
+``--repeat-top N`` trains the table's top N rows (and a few at lower quantiles) again with other
+training seeds, into ``<task>_repeats.jsonl``: the measured training noise of the surrogate replay.
 """
 
 from __future__ import annotations
@@ -71,12 +74,14 @@ def done_indices(path: Path) -> set[int]:
     return out
 
 
-def train_one(task: Any, data: Any, index: int, params: dict[str, Any], max_epochs: int) -> dict[str, Any]:
+def train_one(
+    task: Any, data: Any, index: int, params: dict[str, Any], max_epochs: int, seed: int = 0
+) -> dict[str, Any]:
     import optuna
 
     from hpsearch._objective import TrialRunner
 
-    runner = TrialRunner(task, data, max_epochs=max_epochs, seed=0)
+    runner = TrialRunner(task, data, max_epochs=max_epochs, seed=seed)
     trial = optuna.trial.FixedTrial(params, number=index)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -144,6 +149,43 @@ def lane(
         )
 
 
+def repeats_path(task: str) -> Path:
+    return _machine.RESULTS / "replay" / f"{task}_repeats.jsonl"
+
+
+def repeat_rows(task_name: str, top: int, quantiles: list[float], seeds: list[int], cpu: int | None) -> None:
+    """Train chosen rows of the table again with other training seeds: the top ``top`` rows by best
+    val accuracy and one row at each quantile. The spread between seeds of one configuration is the
+    training noise the surrogate replay adds (``replay_bench.py --surrogate``), measured, not assumed."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from hpsearch.objectives import get_task
+
+    task = get_task(task_name)
+    rows = [json.loads(x) for x in table_path(task_name).read_text().splitlines() if x.strip()]
+    rows = sorted((r for r in rows if r["val_accuracy"]), key=lambda r: -max(r["val_accuracy"]))
+    picks = rows[:top] + [rows[min(len(rows) - 1, int((1 - q) * len(rows)))] for q in quantiles]
+    path = repeats_path(task_name)
+    done = set()
+    if path.exists():
+        done = {(d["index"], d["seed"]) for d in map(json.loads, path.read_text().splitlines()) if d}
+    data = task.load_data(str(DATA_DIRS[task_name]), seed=0, options={})
+    for seed in seeds:
+        for r in picks:
+            if (r["index"], seed) in done:
+                continue
+            row = train_one(task, data, r["index"], r["params"], r["max_epochs"], seed=seed)
+            row.update(task=task_name, seed=seed, cpu_model=_machine.cpu_model(), date=time.strftime("%Y-%m-%d"))
+            with path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(
+                f"row {r['index']} seed {seed}: best {max(row['val_accuracy'], default=float('nan')):.4f} "
+                f"(table {max(r['val_accuracy']):.4f}) {row['wall_seconds']:.1f} s",
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", default="mnist_mlp", choices=sorted(DATA_DIRS))
@@ -153,7 +195,14 @@ def main() -> None:
     ap.add_argument("--lanes", type=int, default=1)
     ap.add_argument("--lane-index", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--repeat-top", type=int, help="retrain the table's top N rows (and --repeat-quantiles)")
+    ap.add_argument("--repeat-quantiles", default="0.5,0.75,0.9,0.95")
+    ap.add_argument("--repeat-seeds", default="1,2,3", help="training seeds of the repeats")
     a = ap.parse_args()
+    if a.repeat_top is not None:
+        qs = [float(q) for q in a.repeat_quantiles.split(",") if q]
+        repeat_rows(a.task, a.repeat_top, qs, [int(x) for x in a.repeat_seeds.split(",")], a.cpu)
+        return
     if a.lane_index is not None:
         lane(a.task, a.n_configs, a.space_seed, a.max_epochs, a.lanes, a.lane_index, a.cpu)
         return

@@ -17,6 +17,9 @@ Methods (``--methods``, comma-separated; default: the first five):
                          ``task.search_space`` -> ``clear_session`` -> ``set_random_seed`` ->
                          ``task.build_model`` -> plain ``model.fit`` for ``max_epochs``.
 ``random``               the same with ``RandomSampler(seed=seed)``.
+``tpe-hyperband``        plain Optuna as its docs show pruning: the same with ``HyperbandPruner(min 1,
+                         max max_epochs, factor 3)`` and optuna-integration's ``KerasPruningCallback``
+                         (run only when named in ``--methods``).
 ``kt-hyperband``         Keras Tuner ``Hyperband(max_epochs, factor=3, seed, hyperband_iterations=1000)``
                          (KT's default of one iteration would end its search before the budget) on the same space written
                          as ``kt.HyperParameters`` (units per layer conditional on ``n_layers``...;
@@ -67,6 +70,7 @@ TASKS: dict[str, dict[str, Any]] = {
     "cifar10_cnn": {"data_dir": _machine.DATASETS / "cifar10-subset", "max_epochs": 15, "targets": (0.55, 0.60, 0.65)},
 }
 DEFAULT_METHODS = ("hpsearch", "hpsearch-nobaseline", "tpe", "random", "kt-hyperband")
+EXTRA_METHODS = ("tpe-hyperband",)  # run when named: Optuna's documented TPE + Hyperband
 STARTUP_LIMIT = 600.0  # seconds a child may take to import and load data before it is killed
 
 
@@ -188,9 +192,21 @@ def run_optuna(
     import optuna
 
     sampler = (
-        optuna.samplers.TPESampler(seed=seed) if sampler_name == "tpe" else optuna.samplers.RandomSampler(seed=seed)
+        optuna.samplers.TPESampler(seed=seed)
+        if sampler_name.startswith("tpe")
+        else optuna.samplers.RandomSampler(seed=seed)
+    )
+    # tpe-hyperband: Optuna's documented TPE + Hyperband, pruning through optuna-integration's
+    # KerasPruningCallback (it raises TrialPruned from inside fit; study.optimize records it).
+    hyperband = sampler_name == "tpe-hyperband"
+    pruner = (
+        optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+        if hyperband
+        else optuna.pruners.NopPruner()
     )
     (x, y), (xv, yv) = data._splits["train"], data._splits["val"]
+
+    from optuna_integration import KerasPruningCallback
 
     def objective(trial: Any) -> float:
         params = task.search_space(trial)
@@ -204,7 +220,8 @@ def run_optuna(
             epochs=max_epochs,
             validation_data=(xv, yv),
             verbose=0,
-            callbacks=[_epoch_callback(events, trial.number)],
+            callbacks=[_epoch_callback(events, trial.number)]
+            + ([KerasPruningCallback(trial, "val_accuracy")] if hyperband else []),
         )
         accs = [a for a in hist.history.get("val_accuracy", []) if math.isfinite(a)]
         if not accs:
@@ -216,7 +233,7 @@ def run_optuna(
 
     events.start()
     _watchdog(events, budget)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=optuna.pruners.NopPruner())
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     study.optimize(objective, timeout=budget, callbacks=[on_end], catch=(Exception,))
 
 
@@ -355,7 +372,7 @@ def child_main(args: argparse.Namespace) -> int:
     method = args.method
     if method == "hpsearch" or method.startswith("hpsearch:") or method == "hpsearch-nobaseline":
         run_hpsearch(task, data, events, tmp=tmp, overrides=method_overrides(method), **kw)
-    elif method in ("tpe", "random"):
+    elif method in ("tpe", "tpe-hyperband", "random"):
         run_optuna(task, data, events, sampler_name=method, **kw)
     elif method == "kt-hyperband":
         run_keras_tuner(task, data, events, tmp=tmp, **kw)
@@ -628,8 +645,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
-        if not (m in DEFAULT_METHODS or m.startswith("hpsearch:")):
-            ap.error(f"unknown method {m!r}; choose from {', '.join(DEFAULT_METHODS)} or hpsearch:KEY=V")
+        if not (m in DEFAULT_METHODS + EXTRA_METHODS or m.startswith("hpsearch:")):
+            ap.error(
+                f"unknown method {m!r}; choose from {', '.join(DEFAULT_METHODS + EXTRA_METHODS)} or hpsearch:KEY=V"
+            )
         if m.startswith("hpsearch:"):
             method_overrides(m)
     out_dir = Path(args.out_dir)
@@ -656,16 +675,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {args.lanes} lanes, CPUs {[sorted(c) for c in free]} (one run per lane at a time)", flush=True)
     else:
         free = [None]  # type: ignore[list-item]
-    lock = threading.Lock()
 
-    def lane(method: str, seed: int) -> None:
-        with lock:
-            cpus = free.pop(0)
-        try:
-            r = run_one(args.task, method, seed, args.budget, out_dir, args.grace, cpus)
-        finally:
-            with lock:
-                free.append(cpus)
+    def one(method: str, seed: int, cpus: set[int] | None) -> None:
+        r = run_one(args.task, method, seed, args.budget, out_dir, args.grace, cpus)
         ttt = " ".join(f"{k}:{'-' if v is None else f'{v:.0f}s'}" for k, v in r["time_to_target"].items())
         print(
             f"  {method:<20} seed {seed}: best {r['best_val_accuracy']} | to target {ttt} | "
@@ -676,11 +688,26 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    from concurrent.futures import ThreadPoolExecutor
+    # Run j goes to lane j % lanes, so with the order rotating per seed each method takes every lane
+    # in turn (a lane taken by whichever run ended first let one method keep one core for a whole
+    # protocol, 2026-12-03). Each lane runs its own queue in order.
+    queues: list[list[tuple[str, int]]] = [runs[i :: len(free)] for i in range(len(free))]
+    errors: list[BaseException] = []
 
-    with ThreadPoolExecutor(max_workers=max(1, args.lanes)) as pool:
-        for f in [pool.submit(lane, m, s) for m, s in runs]:
-            f.result()
+    def lane(i: int) -> None:
+        try:
+            for method, seed in queues[i]:
+                one(method, seed, free[i])
+        except BaseException as e:  # re-raised in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=lane, args=(i,)) for i in range(len(free))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     return 0
 
 

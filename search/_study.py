@@ -28,7 +28,7 @@ from .storage import mask_url
 _logger = logging.getLogger("hpsearch")
 
 SAMPLERS = ("tpe", "random", "gp")
-PRUNERS = ("hyperband", "median", "none")
+PRUNERS = ("asha", "hyperband", "median", "none")
 SETTINGS_KEY = "settings"
 FORMAT_VERSION = 1
 # Bounds on input. 10,000 epochs is far beyond any search or final training here (the seed
@@ -54,7 +54,7 @@ class StudySettings:
 
     task: str
     sampler: str = "tpe"
-    pruner: str = "hyperband"
+    pruner: str = "asha"
     max_epochs: int = 10
     seed: int | None = 0
     n_trials: int | None = None  # study-wide cap on finished (COMPLETE + PRUNED) trials
@@ -203,6 +203,12 @@ def make_sampler(s: StudySettings, worker_index: int = 0) -> Any:
 def make_pruner(s: StudySettings) -> Any:
     import optuna
 
+    if s.pruner == "asha":
+        # Asynchronous successive halving over all trials: rungs at epochs 1, 3, 9, ..., each keeping
+        # the top third of the trials that reached it. Chosen over Hyperband on the replay benchmark
+        # (BENCHMARKS.md): Hyperband splits a small trial budget into brackets that each compare a
+        # few trials, and its top bracket never prunes.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if s.pruner == "hyperband":
         from ._pruners import HyperbandPruner
 

@@ -132,7 +132,7 @@ class Command:
     def add_settings(p: argparse.ArgumentParser) -> None:
         """Study settings; defaults are None so ``run`` can tell given flags from defaults."""
         p.add_argument("--sampler", choices=("tpe", "random", "gp"), help="default tpe")
-        p.add_argument("--pruner", choices=("hyperband", "median", "none"), help="default hyperband")
+        p.add_argument("--pruner", choices=("asha", "hyperband", "median", "none"), help="default asha")
         p.add_argument("--max-epochs", type=positive_int, metavar="N", help="epochs per trial at most (default 10)")
         p.add_argument("--seed", type=non_negative_int, metavar="S", help="sampler and training seed (default 0)")
         p.add_argument(

@@ -149,6 +149,31 @@ def test_pruning_really_prunes_and_every_epoch_is_reported(tmp_path: Path, study
     assert trials[0].user_attrs.get("baseline") == 0
 
 
+def test_every_pruner_choice_builds_optunas_pruner_and_the_default_is_asha() -> None:
+    from hpsearch._study import PRUNERS
+    from hpsearch._study import StudySettings
+    from hpsearch._study import make_pruner
+    from hpsearch.cli import build_parser
+
+    args = build_parser().parse_args(["create", "--task", "digits", "--study", "s"])
+    assert args.pruner is None and StudySettings(task="digits").pruner == "asha"
+    create = next(
+        a
+        for a in build_parser()._subparsers._group_actions[0].choices["create"]._actions  # type: ignore[union-attr]
+        if a.dest == "pruner"
+    )
+    assert tuple(create.choices) == PRUNERS  # the CLI offers exactly what make_pruner knows
+    kinds = {p: type(make_pruner(StudySettings(task="digits", pruner=p))).__name__ for p in PRUNERS}
+    assert kinds == {
+        "asha": "SuccessiveHalvingPruner",
+        "hyperband": "HyperbandPruner",
+        "median": "MedianPruner",
+        "none": "NopPruner",
+    }
+    asha = make_pruner(StudySettings(task="digits"))
+    assert (asha._min_resource, asha._reduction_factor) == (1, 3)
+
+
 class _AlwaysPrune(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         return True
@@ -355,7 +380,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None
         cwd=tmp_path,
         check=False,
     )
-    _one_line_error(p, "different settings", "pruner: existing 'hyperband' != requested 'median'", "max_epochs")
+    _one_line_error(p, "different settings", "pruner: existing 'asha' != requested 'median'", "max_epochs")
     hpsearch("create", "--task", "digits", "--study", "s", "--exist-ok", cwd=tmp_path)
     studies = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'hpsearch.db'}")
     assert [s.study_name for s in studies] == ["s"]

@@ -194,3 +194,33 @@ def test_replay_lookup_returns_the_recorded_configuration_itself() -> None:
     table = _table()
     for i in (0, 17, 42):
         assert table.lookup(table.rows[i]["params"]) == i
+
+
+def test_surrogate_is_exact_on_recorded_configurations_and_draws_noise_per_trial() -> None:
+    import numpy as np
+    import replay_bench
+
+    table = _table()
+    rows = table.rows
+    # Two more seeds of the first three configurations, 0.01 above and below the table's curve.
+    repeats = [
+        {**r, "seed": s, "val_accuracy": [round(v + d, 4) for v in r["val_accuracy"]]}
+        for r in rows[:3]
+        for s, d in ((1, 0.01), (2, -0.01))
+    ]
+    sur = replay_bench.Surrogate(table.task, rows, 5, repeats)
+    # Leaves of one, no bootstrap: the mean is the recorded curve on a recorded configuration (and
+    # the seeds' mean on a repeated one), and a continuous average of them in between.
+    np.testing.assert_allclose(sur.mean_curve(rows[10]["params"]), rows[10]["val_accuracy"], atol=1e-3)
+    np.testing.assert_allclose(sur.mean_curve(rows[1]["params"]), rows[1]["val_accuracy"], atol=1e-3)
+    assert len(sur.noise) == 9 and sur.noise_sd_at_095 > 0
+    p = rows[10]["params"]
+    assert sur.curve(p, key=(0, 1)) == sur.curve(p, key=(0, 1))  # seeded by (run seed, trial number)
+    draws = {tuple(sur.curve(p, key=(0, k)).val) for k in range(12)}
+    assert len(draws) > 1  # fresh noise per trial, which the nearest-neighbour lookup cannot give
+    assert all(abs(a - b) <= 0.05 for d in draws for a, b in zip(d, rows[10]["val_accuracy"]))
+    run = replay_bench.simulate(replay_bench.methods()["hpsearch-nobaseline"], sur, seed=3, budget=60.0)
+    assert run == replay_bench.simulate(replay_bench.methods()["hpsearch-nobaseline"], sur, seed=3, budget=60.0)
+    assert run["epochs"] > 0 and all(t <= 60.0 for t, _ in run["trajectory"])
+    with pytest.raises(SystemExit, match="--repeat-top"):
+        replay_bench.Surrogate(table.task, rows, 5, [])
