@@ -54,7 +54,18 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for dist in ("tensorflow", "keras", "optuna", "optuna-integration", "keras-tuner", "sqlalchemy", "psycopg2-binary"):
+    for dist in (
+        "tensorflow",
+        "keras",
+        "optuna",
+        "optuna-integration",
+        "keras-tuner",
+        "sqlalchemy",
+        "psycopg2-binary",
+        "scikit-learn",  # the replay's surrogate
+        "numpy",
+        "torch",  # Optuna's GPSampler
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
     return out
