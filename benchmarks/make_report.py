@@ -21,13 +21,25 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _machine  # noqa: E402
 
-METHOD_ORDER = ("hpsearch", "hpsearch-nobaseline", "tpe", "random", "kt-hyperband")
+METHOD_ORDER = ("hpsearch", "hpsearch-nobaseline", "tpe", "tpe-hyperband", "random", "kt-hyperband")
 METHOD_LABEL = {
-    "hpsearch": "hpsearch default (TPE mv + Hyperband + baselines)",
+    "hpsearch": "hpsearch default (+ baselines)",
     "hpsearch-nobaseline": "hpsearch `--no-baseline`",
     "tpe": "Optuna TPE, no pruning",
+    "tpe-hyperband": "Optuna TPE + Hyperband (as Optuna documents it)",
     "random": "Optuna random, no pruning",
     "kt-hyperband": "Keras Tuner Hyperband",
+}
+# What hpsearch's default search was when each folder of results ran (results/search-<tag>/).
+_BUGGY = (
+    "multivariate TPE + constant liar + Hyperband, **with the bug fixed on 2026-12-04**: under Hyperband its TPE "
+    "never left its random start-up (benchmarks/NOTES.md), so these hpsearch rows are random search + Hyperband"
+)
+DEFAULT_ON = {
+    "": _BUGGY + " (the CIFAR-10 rows of 2026-12-01 ran with it; the MNIST rows of 2026-11-23 probably did: that "
+    "day's code is not on record)",
+    "2026-12-03": _BUGGY,
+    "2026-12-04": "multivariate TPE + constant liar + ASHA (min 1 epoch, factor 3), the sampler fix in",
 }
 GOAL_RATIO = 0.5
 ANYTIME = (0.25, 0.5)  # best-so-far reported at these fractions of the budget too
@@ -157,6 +169,8 @@ def search_section(
         f"### {task}: budget {budget:g} s per run, seeds {', '.join(map(str, seeds))}"
         + (f" (rerun {tag}: `benchmarks/results/search-{tag}/`)" if tag else ""),
         "",
+        f"hpsearch's default on that date: {DEFAULT_ON.get(tag, DEFAULT_ON[''])}.",
+        "",
         f"Data: {any_run.get('data')}; at most {any_run['max_epochs']} epochs per trial. Every run is a fresh "
         f"process, stopped hard at {budget:g} s after its clock started (data already loaded)"
         + (
@@ -204,6 +218,32 @@ def search_section(
                 f"{r['trials_pruned']} / {r['trials_failed']} | {r['load']['load1_mean']:.1f} | {r['cpu_share']} |"
             )
     lines += ["", "</details>", ""]
+    if tag:
+        lanes = " --lanes 2" if any_run.get("cpus") else ""
+        lines += [
+            f"Command: `python benchmarks/search_bench.py --task {task} --budget {budget:g} --seeds "
+            f"{','.join(map(str, seeds))} --methods {','.join(methods)}{lanes} --out-dir benchmarks/results/search-{tag}`",
+            "",
+        ]
+    focus = "hpsearch-nobaseline"
+    if focus in by_method and len(by_method[focus]) >= 3:
+        from scipy.stats import mannwhitneyu
+
+        def finals(m: str) -> list[float]:
+            return [r["best_val_accuracy"] or 0.0 for r in by_method[m]]
+
+        tests = [
+            f"{m} p = {mannwhitneyu(finals(focus), finals(m), alternative='greater').pvalue:.2g}"
+            for m in methods
+            if not m.startswith("hpsearch") and len(by_method[m]) >= 3
+        ]
+        if tests:
+            lines += [
+                f"- Best val accuracy at the budget, `--no-baseline` above each other method (one-sided "
+                f"Mann-Whitney over seeds; with {len(by_method[focus])} seeds a side the smallest possible p is "
+                f"{1 / math.comb(2 * len(by_method[focus]), len(by_method[focus])):.2g}): " + "; ".join(tests) + ".",
+                "",
+            ]
 
     verdict: dict[str, Any] = {"task": task, "budget": budget, "middle_target": mid}
     if "hpsearch" in agg:

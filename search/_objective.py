@@ -57,8 +57,9 @@ def _history_callback(epoch_log: list[dict[str, float]]) -> Any:
 def _pruning_callback(trial: Any, max_epochs: int) -> Any:
     """optuna-integration's ``KerasPruningCallback`` on ``val_accuracy``, except after the last epoch.
 
-    Pruning after the last epoch saves no training, yet Hyperband's top rung (epoch 9 of 10 with
-    the default settings) would mark a fully trained trial PRUNED and hide it from ``best_trial``.
+    Pruning after the last epoch saves no training, yet a pruner's top rung (step 9 of 10 for ASHA and
+    Hyperband with the default settings) would mark a fully trained trial PRUNED and hide it from
+    ``best_trial``.
     After the last epoch the value is reported and the trial ends COMPLETE.
     """
     from optuna_integration.keras import KerasPruningCallback
