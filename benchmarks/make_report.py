@@ -464,6 +464,8 @@ def replay_section(r: dict[str, Any]) -> str:
                 "|---|---|---|---|---|---|---|",
             ]
             order = sorted(s["methods"].items(), key=lambda kv: -kv[1]["best_median"])
+            if kind == "without_baselines":  # hpsearch's other rows (the prior) use the baselines
+                order = [(m, x) for m, x in order if m == s["focus"] or not m.startswith("hpsearch")]
             for m, x in order:
                 ci = x.get("ttt_ci") or [None, None]
                 ttt = "never" if x.get("ttt_median") is None else f"{x['ttt_median']:.0f} s"

@@ -746,7 +746,7 @@ def run(ap: argparse.ArgumentParser, a: argparse.Namespace, argv: list[str]) -> 
             runs[m].sort(key=lambda r: r["seed"])
         summary[w] = {
             "without_baselines": summarize(
-                {m: rs for m, rs in runs.items() if m != "hpsearch"},
+                {m: rs for m, rs in runs.items() if m == "hpsearch-nobaseline" or not methods()[m].baselines},
                 budget=a.budget,
                 baseline_value=None,
                 focus="hpsearch-nobaseline",
