@@ -60,7 +60,7 @@ class StudySettings:
     n_trials: int | None = None  # study-wide cap on finished (COMPLETE + PRUNED) trials
     baselines: bool = True  # enqueue the baselines as the first trials
     # Also sample start-up trials around them (BaselinePriorSampler). Off by default: on the replay
-    # benchmark it lowered the median best-at-budget (BENCHMARKS.md, ablation), so it is opt-in.
+    # benchmark it did not raise the median best-at-budget (BENCHMARKS.md), so it is opt-in.
     baseline_prior: bool = False
     user_baselines: list[dict[str, Any]] = field(default_factory=list)  # `create --baseline FILE`
     task_options: dict[str, Any] = field(default_factory=dict)
