@@ -30,17 +30,25 @@ METHOD_LABEL = {
     "random": "Optuna random, no pruning",
     "kt-hyperband": "Keras Tuner Hyperband",
 }
-# What hpsearch's default search was when each folder of results ran (results/search-<tag>/).
+# What hpsearch's default search was on the day a table was measured.
 _BUGGY = (
     "multivariate TPE + constant liar + Hyperband, **with the bug fixed on 2026-12-04**: under Hyperband its TPE "
     "never left its random start-up (benchmarks/NOTES.md), so these hpsearch rows are random search + Hyperband"
 )
-DEFAULT_ON = {
-    "": _BUGGY + " (the CIFAR-10 rows of 2026-12-01 ran with it; the MNIST rows of 2026-11-23 probably did: that "
-    "day's code is not on record)",
-    "2026-12-03": _BUGGY,
-    "2026-12-04": "multivariate TPE + constant liar + ASHA (min 1 epoch, factor 3), the sampler fix in",
-}
+
+
+def default_on(day: str) -> str:
+    if day < "2026-11-23":
+        return "multivariate TPE + constant liar + Optuna's own Hyperband (before the sampler bug)"
+    if day == "2026-11-23":
+        return _BUGGY.replace("so these hpsearch rows are", "so these hpsearch rows are probably") + (
+            " (that day's code is not on record)"
+        )
+    if day < "2026-12-04":
+        return _BUGGY
+    return "multivariate TPE + constant liar + ASHA (min 1 epoch, factor 3), the sampler fix in"
+
+
 GOAL_RATIO = 0.5
 ANYTIME = (0.25, 0.5)  # best-so-far reported at these fractions of the budget too
 SERVICE_GOAL_PCT = 2.0
@@ -169,7 +177,7 @@ def search_section(
         f"### {task}: budget {budget:g} s per run, seeds {', '.join(map(str, seeds))}"
         + (f" (rerun {tag}: `benchmarks/results/search-{tag}/`)" if tag else ""),
         "",
-        f"hpsearch's default on that date: {DEFAULT_ON.get(tag, DEFAULT_ON[''])}.",
+        f"hpsearch's default on that date: {default_on(min(r['machine']['date'] for rs in by_method.values() for r in rs)[:10])}.",
         "",
         f"Data: {any_run.get('data')}; at most {any_run['max_epochs']} epochs per trial. Every run is a fresh "
         f"process, stopped hard at {budget:g} s after its clock started (data already loaded)"
@@ -429,9 +437,12 @@ def feature_cache_section(r: dict[str, Any]) -> str:
 def replay_section(r: dict[str, Any]) -> str:
     """The replay benchmark's tables (``replay_bench.py``): one per worker count and baseline setting."""
     tb = r["table"]
+    workers = ", ".join(sorted(r["summary"], key=int))
+    off = r.get("seed_offset", 0)
     lines = [
-        f"### {r['task']}: {r['seeds']} seeds per method, budget {r['budget']:.0f} simulated seconds, "
-        f"max {r['max_epochs']} epochs",
+        f"### {r['task']}, {'surrogate' if tb.get('lookup') == 'surrogate' else 'nearest-neighbour lookup'}, "
+        f"{workers} worker(s): {r['seeds']} seeds per method (seeds {off}-{off + r['seeds'] - 1}), budget "
+        f"{r['budget']:.0f} simulated seconds, max {r['max_epochs']} epochs",
         "",
         f"Table: {tb['configs']} recorded configurations (best epoch of any: {tb['best']:.4f}), recorded on "
         f"{', '.join(tb['recorded_on'])}; replay run {r['machine']['date'][:10]} in {r['seconds']:.0f} s.",
@@ -561,6 +572,7 @@ def build(results: Path) -> str:
             "",
         ]
     replays = [json.loads(p.read_text()) for p in sorted((results / "replay").glob("*_budget*.json"))]
+    replays.sort(key=lambda r: (r["table"].get("lookup") != "surrogate", min(map(int, r["summary"]))))
     if replays:
         out += [
             "## Search strategies replayed on recorded learning curves",
@@ -569,8 +581,13 @@ def build(results: Path) -> str:
             "pruners, the task's real search space, training replaced by the nearest recorded configuration's "
             "curve and seconds, or a surrogate of the table with measured training noise; table built by "
             "`benchmarks/replay_table.py`). Each section names the command that produced it; all of them "
-            "again: `.venv/bin/python benchmarks/replay_bench.py --all` (about 40 min on 2 idle cores), "
+            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (76 min on 2026-12-04 on 2 cores shared with other work; the 4-worker run is most of it), "
             "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
+            "",
+            "**Read first:** from 2026-11-23 to 2026-12-04 hpsearch's TPE sampled at random whenever it pruned "
+            'with Hyperband (fixed on 2026-12-04; "Correction" in the notes at the end). Every hpsearch row '
+            "measured in those days is random search + Hyperband; each wall-clock table below says what "
+            "hpsearch's default was on its date.",
             "",
         ]
         for rp in replays:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Search strategies replayed on recorded learning curves: hundreds of seeds in minutes.
 
-    python benchmarks/replay_bench.py --task mnist_mlp --seeds 100 --budget 300 --workers 1,4,16
+    python benchmarks/replay_bench.py --all --lanes 2     # every run BENCHMARKS.md reports
+    python benchmarks/replay_bench.py --surrogate --seeds 100 --budget 420 --workers 1,4 --methods tpe,random
 
 The table (``benchmarks/results/replay/<task>.jsonl``, built by ``replay_table.py``) holds real
 learning curves: configurations of the task's own search space, each trained once on the shared
@@ -16,6 +17,9 @@ real ``search_space``; only training is replaced:
   an inactive conditional parameter is its own value). The curve replayed is that configuration's.
   This is the tabular benchmark's usual nearest-neighbour surrogate: coarse where the table is
   sparse, exact on recorded points, and the same landscape for every strategy.
+- **Surrogate** (``--surrogate``, the default of the report): a continuous landscape fitted to the
+  table plus measured training noise per trial (class ``Surrogate`` says how and why); it needs
+  ``<task>_repeats.jsonl`` (``replay_table.py --repeat-top 8``).
 - **Clock.** A simulated clock advances by the recorded seconds: the trial's overhead (clear_session,
   build, compile, inputs) when it starts, then each epoch's own seconds (the first includes tracing),
   each scaled by the row's CPU share (CPU seconds / wall seconds of a lane pinned to one core), so
