@@ -205,9 +205,9 @@ def make_pruner(s: StudySettings) -> Any:
 
     if s.pruner == "asha":
         # Asynchronous successive halving over all trials: rungs at steps 1, 3, 9 (after epochs 2, 4
-        # and 10; the last epoch is never pruned), each keeping the top third of the trials there. Chosen over Hyperband on the replay benchmark
-        # (BENCHMARKS.md): Hyperband splits a small trial budget into brackets that each compare a
-        # few trials, and its top bracket never prunes.
+        # and 10; the last epoch is never pruned), each keeping the top third of the trials there.
+        # Chosen over Hyperband on the replay benchmark (BENCHMARKS.md): Hyperband splits a small
+        # trial budget into brackets that each compare a few trials, and its top bracket never prunes.
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if s.pruner == "hyperband":
         from ._pruners import HyperbandPruner
