@@ -26,6 +26,12 @@ real ``search_space``; only training is replaced:
   that time other processes took from the lane on a loaded machine is not charged to the trial.
   hpsearch's strategies pay its storage cost on top (0.2 s per trial and 0.013 s per epoch:
   BENCHMARKS.md, service overhead on PostgreSQL), plain Optuna on its in-memory storage none.
+- **Training path** (``--peer-cost``). The table's seconds are those of hpsearch's trial path. With
+  ``trial-path`` (the default) every strategy pays them: the comparison of the search alone. With
+  ``plain`` the strategies that do not run through hpsearch (plain Optuna, Keras Tuner) pay what a
+  ten-line script's plain ``model.fit`` costs instead, as they do in ``search_bench.py``: the table's
+  seconds times the plain/trial-path ratios measured on a sample of its rows (``replay_table.py
+  --cost-sample``, class ``PeerCost``): the product against that script.
 - **Workers.** ``W`` workers run as a discrete-event simulation in time order: a worker asks for its
   next trial the moment its last one ends, so a sampler sees exactly the reports made before then
   (constant liar sees the others' running trials as Optuna would).
@@ -74,6 +80,8 @@ class Curve:
 
 class Table:
     """Recorded curves with a nearest-neighbour lookup over the task's search space."""
+
+    peer_cost: PeerCost | None = None  # --peer-cost plain: what the peers' plain model.fit pays
 
     def __init__(self, task: Any, rows: list[dict[str, Any]], max_epochs: int) -> None:
         import optuna
@@ -260,19 +268,109 @@ class Surrogate(Table):
         return self.repeat_means.get(int(self.rows[row]["index"]), max(self.val[row]))
 
 
+class PeerCost:
+    """What a plain ``model.fit`` costs against hpsearch's trial path, per configuration.
+
+    From ``<task>_costs.jsonl`` (``replay_table.py --cost-sample``): rows of the table trained both
+    ways, interleaved in one pinned process. Two ratios per row, plain over trial path: the start
+    (set-up and the first epoch, which traces) and a later epoch (the median of epochs 2 on). The
+    ratio depends on the configuration (steps per execution and the large validation batch save most
+    for small batches of small models), so each is a forest over the encoded params, in log space,
+    with leaves of ``MIN_LEAF`` rows to average the timer's noise; its 5-fold CV R^2 is reported.
+    """
+
+    MIN_LEAF = 8
+
+    def __init__(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        from sklearn.ensemble import ExtraTreesRegressor
+        from sklearn.model_selection import KFold
+
+        keep = [
+            r
+            for r in rows
+            if not r["plain"]["error"]
+            and not r["hpsearch"]["error"]
+            and min(len(r["plain"]["epoch_seconds"]), len(r["hpsearch"]["epoch_seconds"])) >= 2
+        ]
+        if len(keep) < 2 * self.MIN_LEAF:
+            raise SystemExit(
+                f"{len(keep)} usable rows of measured costs; run replay_table.py --task {table.task.name} "
+                "--cost-sample 60 first"
+            )
+
+        def start(d: dict[str, Any]) -> float:
+            return float(d["overhead_seconds"] + d["epoch_seconds"][0])
+
+        def later(d: dict[str, Any]) -> float:
+            return float(np.median(d["epoch_seconds"][1:]))
+
+        x = np.stack([table.encode(r["params"]) for r in keep])
+        y = np.log(
+            np.array(
+                [[start(r["plain"]) / start(r["hpsearch"]), later(r["plain"]) / later(r["hpsearch"])] for r in keep]
+            )
+        )
+
+        def forest() -> Any:
+            return ExtraTreesRegressor(n_estimators=200, min_samples_leaf=self.MIN_LEAF, random_state=0)
+
+        self.model = forest().fit(x, y)
+        pred = np.zeros_like(y)
+        for tr, te in KFold(5, shuffle=True, random_state=0).split(x):
+            pred[te] = forest().fit(x[tr], y[tr]).predict(x[te])
+        r2 = 1 - ((y - pred) ** 2).sum(axis=0) / ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+        self.table = table
+        self.summary = {
+            "rows": len(keep),
+            "recorded_on": sorted({r.get("cpu_model", "?") for r in keep}),
+            "geomean_ratio_start": round(float(np.exp(y[:, 0].mean())), 3),
+            "geomean_ratio_epoch": round(float(np.exp(y[:, 1].mean())), 3),
+            "cv_r2_start": round(float(r2[0]), 3),
+            "cv_r2_epoch": round(float(r2[1]), 3),
+        }
+        self._trees = [e.tree_ for e in self.model.estimators_]
+
+    def ratios(self, params: dict[str, Any]) -> tuple[float, float]:
+        x32 = np.asarray(self.table.encode(params), dtype="float32").reshape(1, -1)
+        z = np.mean([t.predict(x32)[0, :, 0] for t in self._trees], axis=0)
+        return float(np.exp(z[0])), float(np.exp(z[1]))
+
+    def scale(self, c: Curve, params: dict[str, Any]) -> Curve:
+        """The curve as a plain ``model.fit`` would take it: same accuracies, its own seconds."""
+        r_start, r_epoch = self.ratios(params)
+        return Curve(
+            c.val,
+            [s * (r_start if k == 0 else r_epoch) for k, s in enumerate(c.epoch_s)],
+            c.overhead_s * r_start,
+        )
+
+
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def load_table(task_name: str, max_epochs: int = 10, path: Path | None = None, *, surrogate: bool = False) -> Table:
+def load_table(
+    task_name: str,
+    max_epochs: int = 10,
+    path: Path | None = None,
+    *,
+    surrogate: bool = False,
+    peer_cost: str = "trial-path",
+) -> Table:
     from hpsearch.objectives import get_task
 
     path = path or _machine.RESULTS / "replay" / f"{task_name}.jsonl"
     rows = _jsonl(path)
+    table: Table
     if surrogate:
         rpath = path.with_name(f"{path.stem}_repeats.jsonl")
-        return Surrogate(get_task(task_name), rows, max_epochs, _jsonl(rpath) if rpath.exists() else [])
-    return Table(get_task(task_name), rows, max_epochs)
+        table = Surrogate(get_task(task_name), rows, max_epochs, _jsonl(rpath) if rpath.exists() else [])
+    else:
+        table = Table(get_task(task_name), rows, max_epochs)
+    if peer_cost == "plain":
+        cpath = path.with_name(f"{path.stem}_costs.jsonl")
+        table.peer_cost = PeerCost(table, _jsonl(cpath) if cpath.exists() else [])
+    return table
 
 
 # -- strategies -----------------------------------------------------------------------------------
@@ -289,6 +387,7 @@ class Method:
     prior_weight: float = 0.5  # BaselinePriorSampler's default
     hpsearch: bool = False
     prune_last_epoch: bool = True  # Optuna's KerasPruningCallback asks after every epoch
+    first_step: int = 0  # the step reported after the first epoch (Keras' epoch index: 0)
     kind: str = "optuna"
 
 
@@ -296,6 +395,11 @@ def _tpe(**kw: Any) -> Callable[[int, int], Any]:
     import optuna
 
     return lambda seed, w: optuna.samplers.TPESampler(seed=seed * 1009 + w, **kw)
+
+
+def _gamma(fraction: float) -> Callable[[int], int]:
+    """TPE's split of the trials into good and bad: Optuna's default is fraction 0.1, at most 25."""
+    return lambda n: min(int(math.ceil(fraction * n)), 25)
 
 
 def _random(seed: int, w: int) -> Any:
@@ -366,6 +470,9 @@ def methods() -> dict[str, Method]:
     def asha(rf: int = 3, min_r: int = 1) -> Callable[[int], Any]:
         return lambda m: optuna.pruners.SuccessiveHalvingPruner(min_resource=min_r, reduction_factor=rf)
 
+    def asha_boot(n: int) -> Callable[[int], Any]:
+        return lambda m: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3, bootstrap_count=n)
+
     def median(startup: int = 5, warmup: int = 1) -> Callable[[int], Any]:
         return lambda m: optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
 
@@ -402,9 +509,25 @@ def methods() -> dict[str, Method]:
         "mvg3+asha-rf4": (_tpe(n_startup_trials=3, **mv), asha(4)),
         "tpe3+asha-rf4": (_tpe(n_startup_trials=3), asha(4)),
         "tpe3cl+asha": (_tpe(n_startup_trials=3, constant_liar=True), asha()),
+        # 2026-12-05, on the surrogate: TPE's own knobs under the default's ASHA.
+        "mv+asha-ei100": (_tpe(n_ei_candidates=100, multivariate=True, constant_liar=True), asha()),
+        "mv+asha-endpoints": (_tpe(consider_endpoints=True, multivariate=True, constant_liar=True), asha()),
+        "mv+asha-gamma05": (_tpe(gamma=_gamma(0.05), multivariate=True, constant_liar=True), asha()),
+        "mv+asha-gamma20": (_tpe(gamma=_gamma(0.20), multivariate=True, constant_liar=True), asha()),
+        "mv+asha-prior2": (_tpe(prior_weight=2.0, multivariate=True, constant_liar=True), asha()),
+        "mv+asha-boot3": (_tpe(multivariate=True, constant_liar=True), asha_boot(3)),
+        "mv+asha-rf4": (_tpe(multivariate=True, constant_liar=True), asha(4)),
+        "mv+asha-rf2": (_tpe(multivariate=True, constant_liar=True), asha(2)),
     }
     for name, (s, p) in cands.items():
         out[f"c:{name}"] = Method(f"c:{name}", s, p, hpsearch=True, prune_last_epoch=False)
+    # Steps counted from 1 (epochs done): ASHA's rungs come after epochs 1, 3 and 9 instead of 2, 4 and 10.
+    for name, (s, p) in {
+        "mv+asha-e1": (_tpe(multivariate=True, constant_liar=True), asha()),
+        "mv+asha-e1-rf4": (_tpe(multivariate=True, constant_liar=True), asha(4)),
+        "mv+asha-e1-boot3": (_tpe(multivariate=True, constant_liar=True), asha_boot(3)),
+    }.items():
+        out[f"c:{name}"] = Method(f"c:{name}", s, p, hpsearch=True, prune_last_epoch=False, first_step=1)
     return out
 
 
@@ -459,6 +582,8 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         trial = studies[w].ask()
         table.task.search_space(trial)
         c = table.curve(trial.params, key=(seed, trial.number))
+        if table.peer_cost is not None and not method.hpsearch:
+            c = table.peer_cost.scale(c, trial.params)
         if not c.val:  # the configuration failed before its first epoch
             studies[w].tell(trial, state=optuna.trial.TrialState.FAIL)
             counts["failed"] += 1
@@ -480,7 +605,7 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         if acc > best:
             best = acc
             traj.append((round(t, 3), acc))
-        trial.report(acc, step=k)
+        trial.report(acc, step=k + method.first_step)
         last = k + 1 >= min(max_epochs, len(c.val))
         if last and len(c.val) < max_epochs:  # diverged: hpsearch prunes such a trial
             studies[w].tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -543,6 +668,8 @@ def _simulate_kt(table: Table, *, seed: int, budget: float) -> dict[str, Any]:
             c = curves.get(parent) if parent else None
             if c is None:
                 c = table.curve(params, key=(seed, len(curves)))
+                if table.peer_cost is not None:  # Keras Tuner trains with a plain model.fit
+                    c = table.peer_cost.scale(c, params)
             curves[trial.trial_id] = c
             first = int(values.get("tuner/initial_epoch", 0))
             last = min(int(values.get("tuner/epochs", table.max_epochs)), len(c.val))
@@ -593,8 +720,8 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), size=(n, len(x)))
-    vals = np.array([stat(x[i]) for i in idx])
-    return float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))
+    vals = np.sort([stat(x[i]) for i in idx])  # may hold inf ("never"): quantiles by rank, not interpolation
+    return float(vals[int(0.025 * (n - 1))]), float(vals[int(np.ceil(0.975 * (n - 1)))])
 
 
 def summarize(
@@ -620,16 +747,22 @@ def summarize(
         return out
     best_peer = max(peers, key=lambda m: (np.median(finals[m]), finals[m].mean()))
     target = float(np.median(finals[best_peer]))
-    big = 10 * budget  # never reached: ranked after every finite time
 
+    # A run that never reaches the target takes forever, and half of forever is still forever: the
+    # goal-1 test compares the focus's times with half the peer's, "never" tied with "never". (Up to
+    # 2026-12-04 "never" was a sentinel of 10 x the budget, and halving it ranked a peer's failures
+    # ahead of the focus's: a bias against the focus, large where many runs never get there.)
     def ttt(m: str) -> np.ndarray:
-        return np.array([min(time_to(r["trajectory"], target), big) for r in runs[m]])
+        return np.array([time_to(r["trajectory"], target) for r in runs[m]])
+
+    def finite(v: float) -> float | None:
+        return float(v) if math.isfinite(v) else None
 
     for m in finals:
         t = ttt(m)
-        out["methods"][m]["ttt_median"] = float(np.median(t)) if np.median(t) < big else None
-        out["methods"][m]["ttt_ci"] = [v if v < big else None for v in bootstrap_ci(t)]
-        out["methods"][m]["reached"] = float((t < big).mean())
+        out["methods"][m]["ttt_median"] = finite(np.median(t))
+        out["methods"][m]["ttt_ci"] = [finite(v) for v in bootstrap_ci(t)]
+        out["methods"][m]["reached"] = float(np.isfinite(t).mean())
     th, tp = ttt(focus), ttt(best_peer)
     goal1 = mannwhitneyu(th, 0.5 * tp, alternative="less")
     tests = {}
@@ -639,7 +772,7 @@ def summarize(
         focus=focus,
         best_peer=best_peer,
         target=target,
-        time_ratio=(float(np.median(th)) / float(np.median(tp))) if np.median(tp) < big else None,
+        time_ratio=finite(float(np.median(th)) / float(np.median(tp))) if math.isfinite(np.median(tp)) else None,
         goal1_p=float(goal1.pvalue),
         goal1_met=bool(goal1.pvalue < 0.05 and np.median(th) <= 0.5 * np.median(tp)),
         goal2_p=tests,
@@ -654,6 +787,77 @@ def summarize(
     return out
 
 
+def summaries(
+    results: dict[str, dict[str, list[dict[str, Any]]]], *, budget: float, baseline_value: float | None
+) -> dict[str, dict[str, Any]]:
+    """``summarize`` per worker count, without baselines (focus: hpsearch's search alone) and with."""
+    out = {}
+    for w, runs in results.items():
+        for m in runs:
+            runs[m].sort(key=lambda r: r["seed"])
+        out[w] = {
+            "without_baselines": summarize(
+                {m: rs for m, rs in runs.items() if m == "hpsearch-nobaseline" or not methods()[m].baselines},
+                budget=budget,
+                baseline_value=None,
+                focus="hpsearch-nobaseline",
+            ),
+            "with_baselines": summarize(
+                {m: rs for m, rs in runs.items() if m != "hpsearch-nobaseline"},
+                budget=budget,
+                baseline_value=baseline_value,
+                focus="hpsearch",
+            ),
+        }
+    return out
+
+
+def resummarize(path: Path) -> None:
+    """The statistics of a result file again, from its recorded runs (no run is replayed)."""
+    doc = json.loads(path.read_text())
+    old = next(iter(doc["summary"].values())).get("with_baselines", {})
+    baseline_value = doc["table"].get("baseline_value", old.get("baseline_value"))
+    doc["summary"] = summaries(doc["runs"], budget=doc["budget"], baseline_value=baseline_value)
+    path.write_text(json.dumps(doc) + "\n")
+    print(f"resummarized {path}")
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """One result file from the runs of several: each method's runs from the first file that has
+    them. The files must replay the same task, budget, seeds and landscape. Runs of hpsearch's
+    strategies do not depend on ``--peer-cost`` (only the peers' clock does), so they may come from
+    a file with the other setting; a peer's runs may not."""
+    docs = [json.loads(p.read_text()) for p in paths]
+    first = docs[0]
+    same = ("task", "budget", "seeds", "seed_offset", "max_epochs")
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for path, doc in zip(paths, docs):
+        for k in same:
+            if doc.get(k) != first.get(k):
+                raise SystemExit(f"{path}: {k} is {doc.get(k)!r}, not {first.get(k)!r} as in {paths[0]}")
+        if doc["table"].get("lookup") != first["table"].get("lookup"):
+            raise SystemExit(f"{path}: another landscape than {paths[0]}")
+        other_clock = doc["table"].get("peer_cost", "trial-path") != first["table"].get("peer_cost", "trial-path")
+        for w, by_method in doc["runs"].items():
+            for m, rs in by_method.items():
+                if m in runs.get(w, {}):
+                    continue
+                if other_clock and not methods()[m].hpsearch:
+                    continue  # a peer's runs depend on the clock
+                runs.setdefault(w, {})[m] = rs
+    old = next(iter(first["summary"].values())).get("with_baselines", {})
+    baseline_value = first["table"].get("baseline_value", old.get("baseline_value"))
+    first.update(
+        runs=runs,
+        summary=summaries(runs, budget=first["budget"], baseline_value=baseline_value),
+        command=" ; ".join(f"[{p.name}] {d.get('command')}" for p, d in zip(paths, docs)),
+        seconds=round(sum(d.get("seconds", 0.0) for d in docs), 1),
+        merged_from=[p.name for p in paths],
+    )
+    out.write_text(json.dumps(first) + "\n")
+    print(f"wrote {out}: " + ", ".join(f"{w} workers: {sorted(r)}" for w, r in runs.items()))
+
+
 # -- driver ---------------------------------------------------------------------------------------
 # What BENCHMARKS.md reports, each run's arguments (``--all`` runs them in order).
 REPORT_METHODS = "hpsearch,hpsearch-nobaseline,hpsearch-prior,tpe,tpe-hyperband,random,kt-hyperband"
@@ -663,15 +867,27 @@ ALL_RUNS: list[list[str]] = [
     ["--surrogate", *_REPORT, "--methods", REPORT_METHODS],
     ["--surrogate", *_REPORT, "--workers", "4", "--methods", "hpsearch,hpsearch-nobaseline,tpe,tpe-hyperband,random"],
     [*_REPORT, "--methods", REPORT_METHODS],
+    # The product against a ten-line script: the peers pay a plain model.fit (class PeerCost).
+    ["--surrogate", "--peer-cost", "plain", *_REPORT, "--methods", REPORT_METHODS],
+    [
+        "--surrogate",
+        "--peer-cost",
+        "plain",
+        *_REPORT,
+        "--workers",
+        "4",
+        "--methods",
+        "hpsearch,hpsearch-nobaseline,tpe,tpe-hyperband,random",
+    ],
 ]
 _TABLE: Table | None = None
 
 
-def _init(task: str, max_epochs: int, cpu: int | None, surrogate: bool = False) -> None:
+def _init(task: str, max_epochs: int, cpu: int | None, surrogate: bool = False, peer_cost: str = "trial-path") -> None:
     global _TABLE
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
-    _TABLE = load_table(task, max_epochs, surrogate=surrogate)
+    _TABLE = load_table(task, max_epochs, surrogate=surrogate, peer_cost=peer_cost)
 
 
 def _one(job: tuple[str, int, float, int]) -> tuple[str, int, int, dict[str, Any]]:
@@ -695,6 +911,13 @@ def main() -> None:
         action="store_true",
         help="replay a random-forest surrogate of the table with measured training noise (class Surrogate)",
     )
+    ap.add_argument(
+        "--peer-cost",
+        choices=("trial-path", "plain"),
+        default="trial-path",
+        help="what plain Optuna and Keras Tuner pay per epoch: hpsearch's trial path (the search alone) "
+        "or a plain model.fit, measured (class PeerCost)",
+    )
     ap.add_argument("--out", help="default benchmarks/results/replay/<task>_budget<B>[_surrogate][_w<W>].json")
     ap.add_argument(
         "--seed-offset",
@@ -704,7 +927,20 @@ def main() -> None:
     )
     ap.add_argument("--out-dir", help="where the default file names go (default benchmarks/results/replay)")
     ap.add_argument("--all", action="store_true", help="every run BENCHMARKS.md reports (ALL_RUNS), one by one")
+    ap.add_argument("--resummarize", nargs="+", metavar="FILE", help="recompute the statistics of result files")
+    ap.add_argument(
+        "--merge", nargs="+", metavar="FILE", help="one result file (--out) from the runs of several (function merge)"
+    )
     a = ap.parse_args()
+    if a.merge:
+        if not a.out:
+            ap.error("--merge needs --out FILE")
+        merge([Path(f) for f in a.merge], Path(a.out))
+        return
+    if a.resummarize:
+        for f in a.resummarize:
+            resummarize(Path(f))
+        return
     if a.all:
         extra = [f"--lanes={a.lanes}"] + ([f"--out-dir={a.out_dir}"] if a.out_dir else [])
         for argv in ALL_RUNS:
@@ -719,7 +955,7 @@ def run(ap: argparse.ArgumentParser, a: argparse.Namespace, argv: list[str]) -> 
     unknown = sorted(set(names) - set(methods()))
     if unknown:
         ap.error(f"unknown methods {unknown}; known: {sorted(methods())}")
-    table = load_table(a.task, a.max_epochs, surrogate=a.surrogate)
+    table = load_table(a.task, a.max_epochs, surrogate=a.surrogate, peer_cost=a.peer_cost)
     jobs = [
         (m, s, a.budget, int(w))
         for w in a.workers.split(",")
@@ -732,10 +968,10 @@ def run(ap: argparse.ArgumentParser, a: argparse.Namespace, argv: list[str]) -> 
     ncpu = os.cpu_count() or 1
     if a.lanes > 1:
         ctx = mp.get_context("fork")
-        pools = ctx.Pool(a.lanes, initializer=_init, initargs=(a.task, a.max_epochs, None, a.surrogate))
+        pools = ctx.Pool(a.lanes, initializer=_init, initargs=(a.task, a.max_epochs, None, a.surrogate, a.peer_cost))
         it = pools.imap_unordered(_one, jobs, chunksize=1)
     else:
-        _init(a.task, a.max_epochs, None, a.surrogate)
+        _init(a.task, a.max_epochs, None, a.surrogate, a.peer_cost)
         it = map(_one, jobs)
     for k, (name, seed, workers, r) in enumerate(it):
         results.setdefault(str(workers), {}).setdefault(name, []).append({"seed": seed, **r})
@@ -743,26 +979,12 @@ def run(ap: argparse.ArgumentParser, a: argparse.Namespace, argv: list[str]) -> 
             el = time.time() - t0
             print(f"{k + 1}/{len(jobs)} runs, {el:.0f} s, ~{el / (k + 1) * (len(jobs) - k - 1):.0f} s left", flush=True)
     del ncpu
-    baseline_value = table.baseline_value()
-    summary = {}
-    for w, runs in results.items():
-        for m in runs:
-            runs[m].sort(key=lambda r: r["seed"])
-        summary[w] = {
-            "without_baselines": summarize(
-                {m: rs for m, rs in runs.items() if m == "hpsearch-nobaseline" or not methods()[m].baselines},
-                budget=a.budget,
-                baseline_value=None,
-                focus="hpsearch-nobaseline",
-            ),
-            "with_baselines": summarize(
-                {m: rs for m, rs in runs.items() if m != "hpsearch-nobaseline"},
-                budget=a.budget,
-                baseline_value=baseline_value,
-                focus="hpsearch",
-            ),
-        }
-    suffix = ("_surrogate" if a.surrogate else "") + ("" if a.workers == "1" else f"_w{a.workers.replace(',', '-')}")
+    summary = summaries(results, budget=a.budget, baseline_value=table.baseline_value())
+    suffix = (
+        ("_surrogate" if a.surrogate else "")
+        + ("_plaincost" if a.peer_cost == "plain" else "")
+        + ("" if a.workers == "1" else f"_w{a.workers.replace(',', '-')}")
+    )
     out_dir = Path(a.out_dir) if a.out_dir else _machine.RESULTS / "replay"
     out = Path(a.out) if a.out else out_dir / f"{a.task}_budget{int(a.budget)}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -778,6 +1000,8 @@ def run(ap: argparse.ArgumentParser, a: argparse.Namespace, argv: list[str]) -> 
             "best": table.best(),
             "recorded_on": sorted({r.get("cpu_model", "?") for r in table.rows}),
             "lookup": "surrogate" if isinstance(table, Surrogate) else "nearest",
+            "peer_cost": a.peer_cost,
+            **({"peer_cost_model": table.peer_cost.summary} if table.peer_cost is not None else {}),
             **(
                 {
                     "fidelity": table.fidelity,

@@ -17,6 +17,14 @@ every N-th configuration.
 
 ``--repeat-top N`` trains the table's top N rows (and a few at lower quantiles) again with other
 training seeds, into ``<task>_repeats.jsonl``: the measured training noise of the surrogate replay.
+
+``--cost-sample N`` measures what a ten-line Optuna script pays per trial, against hpsearch's trial
+path, on N rows of the table drawn at random (seed ``--space-seed``): each row is trained for
+``--cost-epochs`` epochs both ways, in one process pinned to one core, the order alternating from
+row to row. The plain way is ``search_bench.py``'s peer objective: ``clear_session``, seed,
+``task.build_model``, ``model.fit(x, y, batch_size, validation_data)`` with Keras' defaults. One line
+per row goes to ``<task>_costs.jsonl``; the replay charges the peers (plain Optuna, Keras Tuner) the
+plain way's seconds through these ratios (``replay_bench.py --peer-cost plain``).
 """
 
 from __future__ import annotations
@@ -186,6 +194,107 @@ def repeat_rows(task_name: str, top: int, quantiles: list[float], seeds: list[in
             )
 
 
+def costs_path(task: str) -> Path:
+    return _machine.RESULTS / "replay" / f"{task}_costs.jsonl"
+
+
+def plain_fit(task: Any, data: Any, params: dict[str, Any], epochs: int, seed: int = 0) -> dict[str, Any]:
+    """A ten-line Optuna script's trial (``search_bench.py``'s ``run_optuna`` objective), timed."""
+    import keras
+
+    (x, y), (xv, yv) = data._splits["train"], data._splits["val"]
+    epoch_s: list[float] = []
+    val: list[float] = []
+
+    class Timer(keras.callbacks.Callback):  # the trial path's own timing (search/_objective.py)
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            epoch_s.append(time.perf_counter() - self.t)
+            val.append(float((logs or {}).get("val_accuracy", float("nan"))))
+
+    t0 = time.perf_counter()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = task.build_model(params, data.spec)
+    error = None
+    try:
+        model.fit(
+            x,
+            y,
+            batch_size=int(params["batch_size"]),
+            epochs=epochs,
+            validation_data=(xv, yv),
+            verbose=0,
+            callbacks=[Timer()],
+        )
+    except Exception as e:  # as the trial path: a failed configuration is a row too
+        error = f"{type(e).__name__}: {e}"
+    wall = time.perf_counter() - t0
+    return {
+        "val_accuracy": val,
+        "epoch_seconds": epoch_s,
+        "overhead_seconds": round(max(0.0, wall - sum(epoch_s)), 4),
+        "wall_seconds": round(wall, 4),
+        "error": error,
+    }
+
+
+def cost_sample(task_name: str, n: int, epochs: int, sample_seed: int, cpu: int | None) -> None:
+    """Both ways of training on ``n`` random rows of the table (the module docstring says how)."""
+    import gc
+    import random
+
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from hpsearch.objectives import get_task
+
+    task = get_task(task_name)
+    rows = [json.loads(x) for x in table_path(task_name).read_text().splitlines() if x.strip()]
+    picks = random.Random(sample_seed).sample(rows, min(n, len(rows)))
+    path = costs_path(task_name)
+    done = {json.loads(x)["index"] for x in path.read_text().splitlines() if x.strip()} if path.exists() else set()
+    data = task.load_data(str(DATA_DIRS[task_name]), seed=0, options={})
+    # One warm-up of each way, not recorded: the process's first model pays TensorFlow's start-up.
+    plain_fit(task, data, rows[0]["params"], 1)
+    train_one(task, data, rows[0]["index"], rows[0]["params"], 1)
+    for k, r in enumerate(picks):
+        if r["index"] in done:
+            continue
+        order = ("plain", "hpsearch") if k % 2 == 0 else ("hpsearch", "plain")
+        out: dict[str, Any] = {}
+        for way in order:
+            gc.collect()
+            if way == "plain":
+                out[way] = plain_fit(task, data, r["params"], epochs)
+            else:
+                one = train_one(task, data, r["index"], r["params"], epochs)
+                out[way] = {
+                    key: one[key]
+                    for key in ("val_accuracy", "epoch_seconds", "overhead_seconds", "wall_seconds", "error")
+                }
+        row = {
+            "index": r["index"],
+            "params": r["params"],
+            "epochs": epochs,
+            "order": list(order),
+            **out,
+            "task": task_name,
+            "cpu_model": _machine.cpu_model(),
+            "date": time.strftime("%Y-%m-%d"),
+        }
+        with path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        p, h = out["plain"], out["hpsearch"]
+        print(
+            f"[{k + 1}/{len(picks)}] row {r['index']} batch {r['params'].get('batch_size')}: "
+            f"plain {p['wall_seconds']:.2f} s, hpsearch {h['wall_seconds']:.2f} s",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", default="mnist_mlp", choices=sorted(DATA_DIRS))
@@ -198,7 +307,12 @@ def main() -> None:
     ap.add_argument("--repeat-top", type=int, help="retrain the table's top N rows (and --repeat-quantiles)")
     ap.add_argument("--repeat-quantiles", default="0.5,0.75,0.9,0.95")
     ap.add_argument("--repeat-seeds", default="1,2,3", help="training seeds of the repeats")
+    ap.add_argument("--cost-sample", type=int, help="time N random rows both ways: plain model.fit and the trial path")
+    ap.add_argument("--cost-epochs", type=int, default=4, help="epochs of each --cost-sample training")
     a = ap.parse_args()
+    if a.cost_sample is not None:
+        cost_sample(a.task, a.cost_sample, a.cost_epochs, a.space_seed, a.cpu)
+        return
     if a.repeat_top is not None:
         qs = [float(q) for q in a.repeat_quantiles.split(",") if q]
         repeat_rows(a.task, a.repeat_top, qs, [int(x) for x in a.repeat_seeds.split(",")], a.cpu)

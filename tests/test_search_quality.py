@@ -224,3 +224,111 @@ def test_surrogate_is_exact_on_recorded_configurations_and_draws_noise_per_trial
     assert run["epochs"] > 0 and all(t <= 60.0 for t, _ in run["trajectory"])
     with pytest.raises(SystemExit, match="--repeat-top"):
         replay_bench.Surrogate(table.task, rows, 5, [])
+
+
+def test_peer_cost_charges_plain_optuna_the_measured_plain_fit_seconds_and_hpsearch_its_own() -> None:
+    import replay_bench
+
+    table = _table()
+    # Measured costs: plain model.fit takes 2x the trial path per later epoch for batches <= 32 and
+    # the same above (digits: 16-128); the start (set-up + first epoch) costs 0.8x everywhere.
+    costs = []
+    for r in table.rows:
+        slow = r["params"]["batch_size"] <= 32
+        h = {"epoch_seconds": [1.0, 0.5, 0.5], "overhead_seconds": 0.25, "error": None}
+        p = {"epoch_seconds": [0.8, 1.0 if slow else 0.5, 1.0 if slow else 0.5], "overhead_seconds": 0.2, "error": None}
+        costs.append({"index": r["index"], "params": r["params"], "plain": p, "hpsearch": h})
+    cost = replay_bench.PeerCost(table, costs)
+    small = min((r["params"] for r in table.rows), key=lambda p: p["batch_size"])
+    large = max((r["params"] for r in table.rows), key=lambda p: p["batch_size"])
+    start, epoch = cost.ratios(small)
+    assert start == pytest.approx(0.8, rel=1e-6) and epoch > 1.6  # leaves of 8 rows average near the edge
+    assert cost.ratios(large)[1] < 1.25
+    scaled = cost.scale(replay_bench.Curve([0.5, 0.6], [1.5, 1.0], 0.5), small)
+    assert scaled.val == [0.5, 0.6] and scaled.overhead_s == pytest.approx(0.4) and scaled.epoch_s[1] > 1.6
+    # In a run, only the strategies that do not run through hpsearch pay the plain path.
+    m = replay_bench.methods()
+    before = {n: replay_bench.simulate(m[n], table, seed=2, budget=60.0) for n in ("tpe", "hpsearch-nobaseline")}
+    table.peer_cost = cost
+    try:
+        after = {n: replay_bench.simulate(m[n], table, seed=2, budget=60.0) for n in ("tpe", "hpsearch-nobaseline")}
+    finally:
+        table.peer_cost = None
+    assert after["hpsearch-nobaseline"] == before["hpsearch-nobaseline"]
+    assert after["tpe"]["epochs"] < before["tpe"]["epochs"]
+    with pytest.raises(SystemExit, match="--cost-sample"):
+        replay_bench.PeerCost(table, costs[:5])
+
+
+def test_merge_takes_hpsearch_runs_from_either_clock_but_a_peers_only_from_its_own(tmp_path: Path) -> None:
+    import replay_bench
+
+    def doc(clock: str, runs: dict[str, list[dict[str, object]]]) -> dict[str, object]:
+        return {
+            "task": "digits",
+            "budget": 60.0,
+            "seeds": 2,
+            "seed_offset": 0,
+            "max_epochs": 5,
+            "table": {"lookup": "surrogate", "peer_cost": clock, "baseline_value": 0.5},
+            "summary": {"1": {}},
+            "runs": {"1": runs},
+            "command": clock,
+        }
+
+    def run(seed: int, best: float) -> dict[str, object]:
+        return {"seed": seed, "best": best, "trajectory": [[1.0, best]], "complete": 1, "pruned": 0, "epochs": 5}
+
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(doc("plain", {"tpe": [run(0, 0.5), run(1, 0.6)]})))
+    trial_path = tmp_path / "trial.json"
+    trial_path.write_text(
+        json.dumps(
+            doc(
+                "trial-path",
+                {"hpsearch-nobaseline": [run(1, 0.9), run(0, 0.8)], "random": [run(0, 0.1), run(1, 0.2)]},
+            )
+        )
+    )
+    out = tmp_path / "merged.json"
+    replay_bench.merge([plain, trial_path], out)
+    merged = json.loads(out.read_text())
+    assert sorted(merged["runs"]["1"]) == ["hpsearch-nobaseline", "tpe"]  # random ran on the other clock
+    assert [r["seed"] for r in merged["runs"]["1"]["hpsearch-nobaseline"]] == [0, 1]
+    s = merged["summary"]["1"]["without_baselines"]
+    assert s["best_peer"] == "tpe" and s["methods"]["hpsearch-nobaseline"]["best_median"] == pytest.approx(0.85)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**doc("plain", {}), "budget": 30.0}))
+    with pytest.raises(SystemExit, match="budget"):
+        replay_bench.merge([plain, other], tmp_path / "no.json")
+
+
+def test_goal_one_treats_never_as_never_on_both_sides() -> None:
+    import replay_bench
+
+    def runs(speed: float) -> list[dict[str, object]]:
+        # 40 seeds: 24 reach 0.95 (at 100..330 s / speed), 16 end at 0.90 and never reach it.
+        out: list[dict[str, object]] = []
+        for i in range(40):
+            best = 0.95 if i < 24 else 0.90
+            t = (100.0 + 10 * i) / speed
+            out.append({"seed": i, "best": best, "trajectory": [[t, best]], "complete": 1, "pruned": 0, "epochs": 1})
+        return out
+
+    same = replay_bench.summarize(
+        {"hpsearch-nobaseline": runs(1.0), "tpe": runs(1.0)},
+        budget=420.0,
+        baseline_value=None,
+        focus="hpsearch-nobaseline",
+    )
+    # 60 % of the runs reach the peer's median (0.95): finite medians, the same for both.
+    assert same["target"] == 0.95 and same["methods"]["tpe"]["reached"] == pytest.approx(0.6)
+    assert same["time_ratio"] == pytest.approx(1.0) and not same["goal1_met"] and same["goal1_p"] > 0.5
+    fast = replay_bench.summarize(
+        {"hpsearch-nobaseline": runs(4.0), "tpe": runs(1.0)},
+        budget=420.0,
+        baseline_value=None,
+        focus="hpsearch-nobaseline",
+    )
+    # Four times as fast with the same failures: below half the peer's times; its failures tie the peer's.
+    assert fast["time_ratio"] == pytest.approx(0.25) and fast["goal1_met"] and fast["goal1_p"] < 0.05
