@@ -605,9 +605,11 @@ def build(results: Path) -> str:
             "",
             "Produced by `benchmarks/replay_bench.py` (its docstring has the protocol: real Optuna samplers and "
             "pruners, the task's real search space, training replaced by the nearest recorded configuration's "
-            "curve and seconds, or a surrogate of the table with measured training noise; table built by "
+            "curve and seconds, or a surrogate of the table with measured training noise; each method on "
+            "hpsearch's training clock (the search alone) or, where the heading says so, the peers on a plain "
+            "`model.fit`'s (the product against a ten-line script); table built by "
             "`benchmarks/replay_table.py`). Each section names the command that produced it; all of them "
-            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (76 min on 2026-12-04 on 2 cores shared with other work; the 4-worker run is most of it), "
+            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min), "
             "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
             "",
             "**Read first:** from 2026-11-23 to 2026-12-04 hpsearch's TPE sampled at random whenever it pruned "
