@@ -148,6 +148,14 @@ class Table:
         return max(self.val[self.lookup(self.task.baselines[0])])
 
 
+def _forest_predict(trees: list[Any], x: np.ndarray) -> np.ndarray:
+    """A fitted forest's prediction for one sample, from its trees. Each tree's predict is one C
+    call; looping in Python over 100 trees is ~0.3 ms, where the forest's own predict (joblib
+    dispatch for one sample) is ~10 ms and dominates a run."""
+    x32 = np.asarray(x, dtype="float32").reshape(1, -1)
+    return np.mean([t.predict(x32)[0, :, 0] for t in trees], axis=0)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-3, 1 - 1e-3)
     return np.log(q / (1 - q))
@@ -238,23 +246,16 @@ class Surrogate(Table):
             "cv_r2_best": round(float(1 - ((best - pred_best) ** 2).sum() / ((best - best.mean()) ** 2).sum()), 4),
             "cv_r2_log_seconds": round(float(1 - ((ys - pred_s) ** 2).sum() / ((ys - ys.mean()) ** 2).sum()), 4),
         }
-        # Each tree's predict is one C call; looping in Python over 100 trees is ~0.3 ms, where the
-        # forest's own predict (joblib dispatch for one sample) is ~10 ms and dominates a run.
         self._acc_trees = [e.tree_ for e in self.acc_rf.estimators_]
         self._time_trees = [e.tree_ for e in self.time_rf.estimators_]
 
-    @staticmethod
-    def _predict(trees: list[Any], x: np.ndarray) -> np.ndarray:
-        x32 = np.asarray(x, dtype="float32").reshape(1, -1)
-        return np.mean([t.predict(x32)[0, :, 0] for t in trees], axis=0)
-
     def mean_curve(self, params: dict[str, Any]) -> np.ndarray:
-        return _expit(self._predict(self._acc_trees, self.encode(params)))
+        return _expit(_forest_predict(self._acc_trees, self.encode(params)))
 
     def curve(self, params: dict[str, Any], key: tuple[int, ...]) -> Curve:
         x = self.encode(params)
-        m = _expit(self._predict(self._acc_trees, x))
-        secs = np.exp(self._predict(self._time_trees, x))
+        m = _expit(_forest_predict(self._acc_trees, x))
+        secs = np.exp(_forest_predict(self._time_trees, x))
         rng = np.random.default_rng(list(key))
         z = self.noise[int(rng.integers(len(self.noise)))]
         val = np.clip(m + z * np.sqrt(np.clip(m * (1 - m), 0.01, None)), 0.0, 1.0)
@@ -331,8 +332,7 @@ class PeerCost:
         self._trees = [e.tree_ for e in self.model.estimators_]
 
     def ratios(self, params: dict[str, Any]) -> tuple[float, float]:
-        x32 = np.asarray(self.table.encode(params), dtype="float32").reshape(1, -1)
-        z = np.mean([t.predict(x32)[0, :, 0] for t in self._trees], axis=0)
+        z = _forest_predict(self._trees, self.table.encode(params))
         return float(np.exp(z[0])), float(np.exp(z[1]))
 
     def scale(self, c: Curve, params: dict[str, Any]) -> Curve:
@@ -812,12 +812,16 @@ def summaries(
     return out
 
 
+def _recorded_baseline_value(doc: dict[str, Any]) -> float | None:
+    """A result file's baseline accuracy: the surrogate's, else the one its summary used."""
+    summary = next(iter(doc["summary"].values()), {}).get("with_baselines", {})
+    return doc["table"].get("baseline_value", summary.get("baseline_value"))
+
+
 def resummarize(path: Path) -> None:
     """The statistics of a result file again, from its recorded runs (no run is replayed)."""
     doc = json.loads(path.read_text())
-    old = next(iter(doc["summary"].values())).get("with_baselines", {})
-    baseline_value = doc["table"].get("baseline_value", old.get("baseline_value"))
-    doc["summary"] = summaries(doc["runs"], budget=doc["budget"], baseline_value=baseline_value)
+    doc["summary"] = summaries(doc["runs"], budget=doc["budget"], baseline_value=_recorded_baseline_value(doc))
     path.write_text(json.dumps(doc) + "\n")
     print(f"resummarized {path}")
 
@@ -845,11 +849,9 @@ def merge(paths: list[Path], out: Path) -> None:
                 if other_clock and not methods()[m].hpsearch:
                     continue  # a peer's runs depend on the clock
                 runs.setdefault(w, {})[m] = rs
-    old = next(iter(first["summary"].values())).get("with_baselines", {})
-    baseline_value = first["table"].get("baseline_value", old.get("baseline_value"))
     first.update(
         runs=runs,
-        summary=summaries(runs, budget=first["budget"], baseline_value=baseline_value),
+        summary=summaries(runs, budget=first["budget"], baseline_value=_recorded_baseline_value(first)),
         command=" ; ".join(f"[{p.name}] {d.get('command')}" for p, d in zip(paths, docs)),
         seconds=round(sum(d.get("seconds", 0.0) for d in docs), 1),
         merged_from=[p.name for p in paths],
