@@ -49,6 +49,18 @@ def default_on(day: str) -> str:
     return "multivariate TPE + constant liar + ASHA (min 1 epoch, factor 3), the sampler fix in"
 
 
+def default_of(runs: list[dict[str, Any]]) -> str:
+    """The default the runs measured: from the settings version they record (2026-12-05 on), else
+    from their date."""
+    versions = {r.get("settings_version") for r in runs}
+    if versions == {2}:
+        return (
+            "multivariate TPE + constant liar + ASHA after epochs 1 and 4 keeping a quarter (settings "
+            "version 2: steps count epochs done)"
+        )
+    return default_on(min(r["machine"]["date"] for r in runs)[:10])
+
+
 GOAL_RATIO = 0.5
 ANYTIME = (0.25, 0.5)  # best-so-far reported at these fractions of the budget too
 SERVICE_GOAL_PCT = 2.0
@@ -177,7 +189,7 @@ def search_section(
         f"### {task}: budget {budget:g} s per run, seeds {', '.join(map(str, seeds))}"
         + (f" (rerun {tag}: `benchmarks/results/search-{tag}/`)" if tag else ""),
         "",
-        f"hpsearch's default on that date: {default_on(min(r['machine']['date'] for rs in by_method.values() for r in rs)[:10])}.",
+        f"hpsearch's default on that date: {default_of([r for rs in by_method.values() for r in rs])}.",
         "",
         f"Data: {any_run.get('data')}; at most {any_run['max_epochs']} epochs per trial. Every run is a fresh "
         f"process, stopped hard at {budget:g} s after its clock started (data already loaded)"

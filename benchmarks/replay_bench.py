@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 import heapq
 import json
@@ -439,14 +440,19 @@ def _hpsearch_settings(**settings: Any) -> tuple[Callable[[int, int], Any], Call
 def methods() -> dict[str, Method]:
     import optuna
 
+    from hpsearch._study import StudySettings
+
     hs, hp = _hpsearch_settings()
+    fs = StudySettings(task="replay").first_step  # the step hpsearch's new studies report after epoch 1
     out = {
         # The default: baselines enqueued first, no prior (the prior is opt-in: --baseline-prior).
-        "hpsearch": Method("hpsearch", hs, hp, baselines=True, hpsearch=True, prune_last_epoch=False),
+        "hpsearch": Method("hpsearch", hs, hp, baselines=True, hpsearch=True, prune_last_epoch=False, first_step=fs),
         "hpsearch-prior": Method(
-            "hpsearch-prior", hs, hp, baselines=True, prior=True, hpsearch=True, prune_last_epoch=False
+            "hpsearch-prior", hs, hp, baselines=True, prior=True, hpsearch=True, prune_last_epoch=False, first_step=fs
         ),
-        "hpsearch-nobaseline": Method("hpsearch-nobaseline", hs, hp, hpsearch=True, prune_last_epoch=False),
+        "hpsearch-nobaseline": Method(
+            "hpsearch-nobaseline", hs, hp, hpsearch=True, prune_last_epoch=False, first_step=fs
+        ),
         # Ablations of the baselines' use: enqueued only (no prior), and a lighter prior.
         "hpsearch-prior0.2": Method(
             "hpsearch-prior0.2",
@@ -457,6 +463,7 @@ def methods() -> dict[str, Method]:
             prior_weight=0.2,
             hpsearch=True,
             prune_last_epoch=False,
+            first_step=fs,
         ),
         "tpe": Method("tpe", _tpe(), _nop),
         "tpe-hyperband": Method("tpe-hyperband", _tpe(), _optuna_hyperband),
@@ -528,6 +535,11 @@ def methods() -> dict[str, Method]:
         "mv+asha-e1-boot3": (_tpe(multivariate=True, constant_liar=True), asha_boot(3)),
     }.items():
         out[f"c:{name}"] = Method(f"c:{name}", s, p, hpsearch=True, prune_last_epoch=False, first_step=1)
+    # 2026-12-05, the screen's best, with the task's baselines enqueued as hpsearch does by default.
+    e1s, e1p = _tpe(multivariate=True, constant_liar=True), asha(4)
+    out["c:mv+asha-e1-rf4+baselines"] = Method(
+        "c:mv+asha-e1-rf4+baselines", e1s, e1p, baselines=True, hpsearch=True, prune_last_epoch=False, first_step=1
+    )
     return out
 
 
@@ -826,21 +838,24 @@ def resummarize(path: Path) -> None:
     print(f"resummarized {path}")
 
 
-def merge(paths: list[Path], out: Path) -> None:
+def merge(paths: list[Path], out: Path, replace: list[Path] | None = None) -> None:
     """One result file from the runs of several: each method's runs from the first file that has
-    them. The files must replay the same task, budget, seeds and landscape. Runs of hpsearch's
+    them, except that a method in a ``replace`` file takes its runs from there (the first such file).
+    The files must replay the same task, budget, seeds and landscape. Runs of hpsearch's
     strategies do not depend on ``--peer-cost`` (only the peers' clock does), so they may come from
     a file with the other setting; a peer's runs may not."""
+    replace = replace or []
+    paths = [*replace, *paths]  # the replacements first: a method's runs come from the first file
     docs = [json.loads(p.read_text()) for p in paths]
-    first = docs[0]
+    first = docs[len(replace)]  # the first file of ``paths`` gives the clock and the table's record
     same = ("task", "budget", "seeds", "seed_offset", "max_epochs")
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for path, doc in zip(paths, docs):
         for k in same:
             if doc.get(k) != first.get(k):
-                raise SystemExit(f"{path}: {k} is {doc.get(k)!r}, not {first.get(k)!r} as in {paths[0]}")
+                raise SystemExit(f"{path}: {k} is {doc.get(k)!r}, not {first.get(k)!r} as in {paths[len(replace)]}")
         if doc["table"].get("lookup") != first["table"].get("lookup"):
-            raise SystemExit(f"{path}: another landscape than {paths[0]}")
+            raise SystemExit(f"{path}: another landscape than {paths[len(replace)]}")
         other_clock = doc["table"].get("peer_cost", "trial-path") != first["table"].get("peer_cost", "trial-path")
         for w, by_method in doc["runs"].items():
             for m, rs in by_method.items():
@@ -849,6 +864,7 @@ def merge(paths: list[Path], out: Path) -> None:
                 if other_clock and not methods()[m].hpsearch:
                     continue  # a peer's runs depend on the clock
                 runs.setdefault(w, {})[m] = rs
+    first = dict(first)
     first.update(
         runs=runs,
         summary=summaries(runs, budget=first["budget"], baseline_value=_recorded_baseline_value(first)),
@@ -933,11 +949,17 @@ def main() -> None:
     ap.add_argument(
         "--merge", nargs="+", metavar="FILE", help="one result file (--out) from the runs of several (function merge)"
     )
+    ap.add_argument(
+        "--replace",
+        nargs="+",
+        metavar="FILE",
+        help="with --merge: the methods in these files take their runs from them",
+    )
     a = ap.parse_args()
     if a.merge:
         if not a.out:
             ap.error("--merge needs --out FILE")
-        merge([Path(f) for f in a.merge], Path(a.out))
+        merge([Path(f) for f in a.merge], Path(a.out), [Path(f) for f in a.replace or []])
         return
     if a.resummarize:
         for f in a.resummarize:
@@ -967,7 +989,8 @@ def run(ap: argparse.ArgumentParser, a: argparse.Namespace, argv: list[str]) -> 
     ]
     t0 = time.time()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    ncpu = os.cpu_count() or 1
+    pools = None
+    it: Iterator[tuple[str, int, int, dict[str, Any]]]
     if a.lanes > 1:
         ctx = mp.get_context("fork")
         pools = ctx.Pool(a.lanes, initializer=_init, initargs=(a.task, a.max_epochs, None, a.surrogate, a.peer_cost))
@@ -980,7 +1003,9 @@ def run(ap: argparse.ArgumentParser, a: argparse.Namespace, argv: list[str]) -> 
         if (k + 1) % 50 == 0 or k + 1 == len(jobs):
             el = time.time() - t0
             print(f"{k + 1}/{len(jobs)} runs, {el:.0f} s, ~{el / (k + 1) * (len(jobs) - k - 1):.0f} s left", flush=True)
-    del ncpu
+    if pools is not None:  # closed here, not by the interpreter's exit (its noise on stderr)
+        pools.close()
+        pools.join()
     summary = summaries(results, budget=a.budget, baseline_value=table.baseline_value())
     suffix = (
         ("_surrogate" if a.surrogate else "")

@@ -7,8 +7,9 @@
 Methods (``--methods``, comma-separated; default: the first five):
 
 ``hpsearch``             hpsearch's default, through its own storage and worker: a SQLite study made by
-                         ``search._study.create_study`` (TPE multivariate + constant liar, Hyperband
-                         min 1 / max ``max_epochs`` / factor 3, the task's baselines enqueued first),
+                         ``search._study.create_study`` (TPE multivariate + constant liar and, since
+                         2026-12-05, ASHA after epochs 1 and 4 keeping a quarter: ``make_pruner``;
+                         the task's baselines enqueued first),
                          run by ``hpsearch._runworker.run_worker`` (the code of ``hpsearch worker --timeout``)
                          in-process, on the data loaded once.
 ``hpsearch-nobaseline``  the same, ``--no-baseline``.
@@ -485,6 +486,12 @@ def summarize(rows: list[dict[str, Any]], budget: float, targets: tuple[float, .
     }
 
 
+def _settings_version() -> int:
+    from hpsearch._study import FORMAT_VERSION
+
+    return FORMAT_VERSION
+
+
 def result_path(out_dir: Path, task: str, budget: float, method: str, seed: int) -> Path:
     safe = method.replace(":", "_").replace("=", "-").replace(",", "+")
     return out_dir / task / f"budget{budget:g}" / f"{safe}_seed{seed}.json"
@@ -585,6 +592,7 @@ def run_one(
         "cpus": sorted(cpus) if cpus else None,  # the CPUs the run was pinned to (lanes), else all
         "load": load.summary(),
         "machine": _machine.machine(),
+        "settings_version": _settings_version(),  # hpsearch's study format: its steps and ASHA rungs
         "errors": errors,
         "log": str(log_path.relative_to(_machine.ROOT)),
         "command": " ".join(

@@ -1,8 +1,10 @@
 """The glue between an Optuna trial and a task: params -> model -> fit with per-epoch reports.
 
 Only ``task.search_space`` sees the trial; ``build_model`` gets a plain dict. Every epoch's
-``val_accuracy`` is reported with ``step = epoch`` (0-based) by optuna-integration's
-``KerasPruningCallback``, which raises ``TrialPruned`` when the pruner says so.
+``val_accuracy`` is reported by optuna-integration's ``KerasPruningCallback``, which raises
+``TrialPruned`` when the pruner says so. The step is the number of epochs done (1-based;
+``first_step=1``), so that a pruner's lowest rung can come after the first epoch; studies of settings
+version 1 count from 0 (Keras' epoch index) and keep doing so (``StudySettings.first_step``).
 """
 
 from __future__ import annotations
@@ -54,10 +56,11 @@ def _history_callback(epoch_log: list[dict[str, float]]) -> Any:
     return _Recorder()
 
 
-def _pruning_callback(trial: Any, max_epochs: int) -> Any:
-    """optuna-integration's ``KerasPruningCallback`` on ``val_accuracy``, except after the last epoch.
+def _pruning_callback(trial: Any, max_epochs: int, first_step: int = 1) -> Any:
+    """optuna-integration's ``KerasPruningCallback`` on ``val_accuracy``, reporting ``epoch +
+    first_step``, except that it never prunes after the last epoch.
 
-    Pruning after the last epoch saves no training, yet a pruner's top rung (step 9 of 10 for ASHA and
+    Pruning after the last epoch saves no training, yet a pruner's top rung (the last step for
     Hyperband with the default settings) would mark a fully trained trial PRUNED and hide it from
     ``best_trial``.
     After the last epoch the value is reported and the trial ends COMPLETE.
@@ -67,10 +70,10 @@ def _pruning_callback(trial: Any, max_epochs: int) -> Any:
     class _PruneBeforeTheLastEpoch(KerasPruningCallback):
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             if epoch + 1 < max_epochs:
-                return super().on_epoch_end(epoch, logs)
+                return super().on_epoch_end(epoch + first_step, logs)
             value = (logs or {}).get("val_accuracy")
             if value is not None:
-                trial.report(float(value), step=epoch)
+                trial.report(float(value), step=epoch + first_step)
 
     return _PruneBeforeTheLastEpoch(trial, "val_accuracy")
 
@@ -120,12 +123,13 @@ RECORDED_FIT_INFO = ("feature_cache", "precision", "steps_per_execution", "step_
 class TrialRunner:
     """Runs one trial of ``task`` on ``data`` (loaded once per worker and reused)."""
 
-    def __init__(self, task: Any, data: Any, *, max_epochs: int, seed: int | None) -> None:
+    def __init__(self, task: Any, data: Any, *, max_epochs: int, seed: int | None, first_step: int = 1) -> None:
         import keras
 
         self.task = task
         self.data = data
         self.max_epochs = max_epochs
+        self.first_step = first_step  # the step reported after the first epoch (see the module doc)
         self.seed = seed
         self._keras = keras
         self.callbacks: list[Any] = []  # extra Keras callbacks for every trial (the worker's stop check)
@@ -162,7 +166,7 @@ class TrialRunner:
                 seed=self.trial_seed(trial.number),
                 callbacks=[
                     _history_callback(epoch_log),
-                    _pruning_callback(trial, self.max_epochs),
+                    _pruning_callback(trial, self.max_epochs, self.first_step),
                     trial_epoch_lines(trial.number, self.max_epochs),
                     *self.callbacks,
                 ],
@@ -173,7 +177,7 @@ class TrialRunner:
             # NaN/inf loss: report the epoch it happened in (if validation ran) and prune.
             if epoch_log and "val_accuracy" in epoch_log[-1]:
                 v = epoch_log[-1]["val_accuracy"]
-                trial.report(v if math.isfinite(v) else 0.0, step=len(epoch_log) - 1)
+                trial.report(v if math.isfinite(v) else 0.0, step=len(epoch_log) - 1 + self.first_step)
             trial.set_user_attr("fail_reason", f"diverged: {e}")
             raise optuna.TrialPruned(f"diverged: {e}") from None
         finally:

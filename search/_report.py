@@ -79,12 +79,13 @@ class PruningSavings:
 
 
 def epochs_run(trial: Any) -> int:
-    """Epochs a trial trained: its ``epochs_run`` attribute, else its reported steps."""
+    """Epochs a trial trained: its ``epochs_run`` attribute, else its reported steps (one per epoch,
+    whichever step the study counts from)."""
     n = trial.user_attrs.get("epochs_run")
     if isinstance(n, int) and not isinstance(n, bool):
         return n
     steps = trial.intermediate_values
-    return max(steps) + 1 if steps else 0
+    return len(steps)
 
 
 def pruning_savings(trials: Iterable[Any], max_epochs: int) -> PruningSavings:
@@ -114,7 +115,7 @@ def _val_accuracy(trial: Any) -> list[float | None]:
     if isinstance(hist, dict) and isinstance(hist.get("val_accuracy"), list):
         return [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in hist["val_accuracy"]]
     iv = trial.intermediate_values
-    return [iv.get(step) for step in range(max(iv) + 1)] if iv else []
+    return [iv[step] for step in sorted(iv)]  # one step per epoch, counted from 0 or 1 (settings version)
 
 
 def learning_curves_figure(trials: list[Any], *, max_epochs: int, best_number: int | None) -> Any:

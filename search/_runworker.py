@@ -130,7 +130,7 @@ def run_worker(
             study.set_user_attr("dataset", data.description)
         except Exception:
             pass
-    runner = TrialRunner(task, data, max_epochs=settings.max_epochs, seed=settings.seed)
+    runner = TrialRunner(task, data, max_epochs=settings.max_epochs, seed=settings.seed, first_step=settings.first_step)
     worker = Worker(
         study,
         runner,

@@ -136,8 +136,8 @@ def test_pruning_really_prunes_and_every_epoch_is_reported(tmp_path: Path, study
     states = [t.state.name for t in trials]
     assert states.count("COMPLETE") + states.count("PRUNED") == 14
     assert "PRUNED" in states and "COMPLETE" in states
-    for t in trials:
-        assert sorted(t.intermediate_values) == list(range(t.user_attrs["epochs_run"]))
+    for t in trials:  # a step is the number of epochs done (settings version 2)
+        assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs_run"] + 1))
         h = t.user_attrs["history"]["val_accuracy"]
         assert [round(v, 6) for v in t.intermediate_values.values()] == pytest.approx(h, abs=1e-6)
         if t.state.name == "COMPLETE":
@@ -171,7 +171,14 @@ def test_every_pruner_choice_builds_optunas_pruner_and_the_default_is_asha() -> 
         "none": "NopPruner",
     }
     asha = make_pruner(StudySettings(task="digits"))
+    assert (asha._min_resource, asha._reduction_factor) == (1, 4)
+    # a study created before steps counted epochs done keeps its pruner: rungs after epochs 2, 4, 10
+    old = StudySettings.from_attr({k: v for k, v in StudySettings(task="digits").to_attr().items() if k != "version"})
+    assert old.version == 1 and old.first_step == 0
+    asha = make_pruner(old)
     assert (asha._min_resource, asha._reduction_factor) == (1, 3)
+    median = make_pruner(StudySettings(task="digits", pruner="median"))
+    assert median._n_warmup_steps == 2  # never after the first epoch, as with version 1's warm-up of 1
 
 
 class _AlwaysPrune(optuna.pruners.BasePruner):
@@ -191,7 +198,37 @@ def test_the_last_epoch_is_never_pruned(max_epochs: int, state: str, epochs: int
     study.optimize(TrialRunner(task, data, max_epochs=max_epochs, seed=0), n_trials=1)
     t = study.trials[0]
     assert t.state.name == state
-    assert t.user_attrs["epochs_run"] == epochs and sorted(t.intermediate_values) == list(range(epochs))
+    assert t.user_attrs["epochs_run"] == epochs and sorted(t.intermediate_values) == list(range(1, epochs + 1))
+
+
+@pytest.mark.parametrize(("version", "steps", "pruned_after"), [(2, [1], 1), (1, [0, 1], 2)])
+def test_the_default_pruner_stops_a_poor_trial_after_its_first_epoch(
+    tmp_path: Path, study_name: str, version: int, steps: list[int], pruned_after: int
+) -> None:
+    """Version 2 (steps = epochs done, ASHA factor 4) prunes at step 1, after one epoch; a version-1
+    study, whose steps start at 0, is still pruned at its step 1, after two."""
+    import dataclasses
+
+    from hpsearch._runworker import WorkerConfig
+    from hpsearch._runworker import run_worker
+    from hpsearch._study import SETTINGS_KEY
+    from hpsearch._study import StudySettings
+    from hpsearch._study import create_study
+    from hpsearch.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    settings = dataclasses.replace(StudySettings(task="digits", max_epochs=4, baselines=False), version=version)
+    study, _ = create_study(open_storage(url, create_tables=True), study_name, settings, url=url)
+    assert study.user_attrs[SETTINGS_KEY]["version"] == version
+    good = get_task("digits").baselines[0]
+    study.enqueue_trial(good)
+    study.enqueue_trial({**good, "learning_rate": 1e-4}, user_attrs={"poor": True})  # the space's lowest
+    assert run_worker(WorkerConfig(study=study_name, n_trials=2), url) == 0
+    best, worse = sorted(optuna.load_study(study_name=study_name, storage=url).trials, key=lambda t: t.number)
+    assert best.state.name == "COMPLETE" and sorted(best.intermediate_values) == [steps[0] + i for i in range(4)]
+    assert worse.user_attrs.get("poor") and worse.state.name == "PRUNED"
+    assert sorted(worse.intermediate_values) == [steps[0] + i for i in range(pruned_after)]
+    assert worse.user_attrs["epochs_run"] == pruned_after
 
 
 # -- storage URLs ----------------------------------------------------------------------------------
@@ -443,3 +480,23 @@ def test_create_puts_the_embedded_sqlite_file_in_wal_mode(tmp_path: Path) -> Non
         check=False,
     )
     assert p.returncode == 2 and "does not exist" in p.stderr
+
+
+def test_a_study_of_a_newer_settings_version_is_refused_untouched(tmp_path: Path, study_name: str) -> None:
+    """An older hpsearch would count its steps or prune it the old way: it says to update, exit 2."""
+    from hpsearch._study import FORMAT_VERSION
+    from hpsearch._study import SETTINGS_KEY
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    hpsearch("create", "--task", "digits", "--study", study_name, "--storage", url, cwd=tmp_path)
+    study = optuna.load_study(study_name=study_name, storage=url)
+    attr = {**study.user_attrs[SETTINGS_KEY], "version": FORMAT_VERSION + 1}
+    study.set_user_attr(SETTINGS_KEY, attr)
+    before = [(t.number, t.state.name) for t in study.get_trials()]
+    proc = hpsearch("worker", "--study", study_name, "--storage", url, "--n-trials", "1", cwd=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "newer hpsearch" in line and "pip install -e ." in line
+    after = optuna.load_study(study_name=study_name, storage=url)
+    assert [(t.number, t.state.name) for t in after.get_trials()] == before
+    assert after.user_attrs[SETTINGS_KEY] == attr

@@ -218,6 +218,15 @@ def test_pruning_savings_counts_finished_trials_only() -> None:
     old = optuna.trial.create_trial(
         state=optuna.trial.TrialState.PRUNED, value=0.2, intermediate_values={0: 0.1, 1: 0.2}
     )
+    from hpsearch._report import _val_accuracy
+    from hpsearch._report import epochs_run
+
+    # the same without the attributes, on the steps of settings version 2 (epochs done, from 1)
+    newer = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED, value=0.2, intermediate_values={1: 0.1, 2: 0.2}
+    )
+    assert epochs_run(newer) == epochs_run(old) == 2
+    assert _val_accuracy(newer) == _val_accuracy(old) == [0.1, 0.2]
     s = pruning_savings([*trials, running, old], MAX_EPOCHS)
     finished = [(st, accs, secs) for st, accs, secs in SPECS if st in ("COMPLETE", "PRUNED")]
     assert s.trials == len(finished) + 1 == 7

@@ -301,6 +301,17 @@ def test_merge_takes_hpsearch_runs_from_either_clock_but_a_peers_only_from_its_o
     other.write_text(json.dumps({**doc("plain", {}), "budget": 30.0}))
     with pytest.raises(SystemExit, match="budget"):
         replay_bench.merge([plain, other], tmp_path / "no.json")
+    with pytest.raises(SystemExit, match="budget"):
+        replay_bench.merge([plain], tmp_path / "no.json", replace=[other])
+
+    # --replace: a new default's runs take the place of the old ones; the file keeps its own clock
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc("plain", {"tpe": [run(0, 0.5), run(1, 0.6)], "hpsearch-nobaseline": [run(0, 0.3)]})))
+    replay_bench.merge([old], out, replace=[trial_path])
+    merged = json.loads(out.read_text())
+    assert merged["table"]["peer_cost"] == "plain" and sorted(merged["runs"]["1"]) == ["hpsearch-nobaseline", "tpe"]
+    assert sorted(r["best"] for r in merged["runs"]["1"]["hpsearch-nobaseline"]) == [0.8, 0.9]
+    assert [r["best"] for r in merged["runs"]["1"]["tpe"]] == [0.5, 0.6]
 
 
 def test_goal_one_treats_never_as_never_on_both_sides() -> None:
