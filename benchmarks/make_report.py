@@ -458,9 +458,16 @@ def replay_section(r: dict[str, Any]) -> str:
         f"{r['budget']:.0f} simulated seconds, max {r['max_epochs']} epochs",
         "",
         f"Table: {tb['configs']} recorded configurations (best epoch of any: {tb['best']:.4f}), recorded on "
-        f"{', '.join(tb['recorded_on'])}; replay run {r['machine']['date'][:10]} in {r['seconds']:.0f} s.",
+        f"{', '.join(tb['recorded_on'])}; replay run {r['machine']['date'][:10]} in {r['seconds']:.0f} s"
+        + (" (all merged runs together)." if r.get("merged_from") else "."),
         "",
     ]
+    for rep in r.get("replaced", []):  # `replay_bench.py --merge FILE --replace NEW`: a new default's runs
+        lines[-1:-1] = [
+            f"The rows of {', '.join(f'`{m}`' for m in rep['methods'])} were replayed again on "
+            f"{(rep.get('date') or '?')[:10]} with hpsearch's default of that day (`{rep['file']}`: "
+            f"`{rep.get('command')}`); the other rows are the earlier run's.",
+        ]
     if tb.get("lookup") == "surrogate":
         fid = tb["fidelity"]
         lines += [
@@ -639,7 +646,7 @@ def build(results: Path) -> str:
             "",
             "Produced by `benchmarks/search_bench.py` (its docstring has the full protocol). Methods: hpsearch's "
             "default through its own SQLite study and worker (`create_study` + `run_worker`: TPE multivariate with "
-            "constant liar, Hyperband min 1 / max = max epochs / factor 3, the task's seed-notebook baselines "
+            "constant liar and the pruner of its day, named above each table; the task's seed-notebook baselines "
             "enqueued first); the same with `--no-baseline`; plain Optuna TPE and random search without "
             "pruning (`study.optimize(timeout=budget)`, plain `model.fit`); Keras Tuner's Hyperband (factor 3, "
             "same max epochs, the same space as `kt.HyperParameters`). All use the task's `build_model`, the "

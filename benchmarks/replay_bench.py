@@ -872,6 +872,16 @@ def merge(paths: list[Path], out: Path, replace: list[Path] | None = None) -> No
         seconds=round(sum(d.get("seconds", 0.0) for d in docs), 1),
         merged_from=[p.name for p in paths],
     )
+    if replace:
+        first["replaced"] = [
+            {
+                "file": p.name,
+                "methods": sorted({m for by_method in d["runs"].values() for m in by_method}),
+                "date": d.get("machine", {}).get("date"),
+                "command": d.get("command"),
+            }
+            for p, d in zip(paths[: len(replace)], docs)
+        ]
     out.write_text(json.dumps(first) + "\n")
     print(f"wrote {out}: " + ", ".join(f"{w} workers: {sorted(r)}" for w, r in runs.items()))
 

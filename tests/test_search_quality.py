@@ -312,6 +312,9 @@ def test_merge_takes_hpsearch_runs_from_either_clock_but_a_peers_only_from_its_o
     assert merged["table"]["peer_cost"] == "plain" and sorted(merged["runs"]["1"]) == ["hpsearch-nobaseline", "tpe"]
     assert sorted(r["best"] for r in merged["runs"]["1"]["hpsearch-nobaseline"]) == [0.8, 0.9]
     assert [r["best"] for r in merged["runs"]["1"]["tpe"]] == [0.5, 0.6]
+    assert merged["replaced"] == [
+        {"file": "trial.json", "methods": ["hpsearch-nobaseline", "random"], "date": None, "command": "trial-path"}
+    ]
 
 
 def test_goal_one_treats_never_as_never_on_both_sides() -> None:
