@@ -10,6 +10,8 @@ back. libjpeg's messages on corrupt files ("Improper call to JPEG library in sta
 plain ``fprintf(stderr)`` from C; the image check decodes every file once under the same filter,
 and the files that fail are skipped and counted in hpsearch's own warning.
 
+TensorFlow's own Python logger is set to errors only once it is imported (its retracing warning).
+
 ``install(verbose)`` runs first thing in every hpsearch process (the CLI entry point, which
 ``launch``/``run`` workers also start through): it sets the logging environment and a one-shot
 import hook for ``tensorflow``. ``HPSEARCH_VERBOSE=1`` (set by ``--verbose``, inherited by
@@ -88,6 +90,12 @@ class _QuietLoader(importlib.abc.Loader):
                 module.config.list_physical_devices()
             except Exception:
                 pass
+        # TensorFlow's Python warnings, chiefly "N out of the last M calls ... triggered tf.function
+        # retracing": every trial builds its own model, so its functions are new by design, and many
+        # short trials (pruned after one epoch) set that heuristic off. Errors still show.
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):

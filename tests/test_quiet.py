@@ -12,6 +12,7 @@ from conftest import ROOT
 from conftest import cli_env
 from conftest import hpsearch
 from conftest import need
+import pytest
 
 
 def _env() -> dict[str, str]:
@@ -71,3 +72,31 @@ def test_corrupt_jpegs_are_counted_without_libjpeg_noise(tmp_path: Path) -> None
     assert proc.stdout.strip() == "1 1", (proc.stdout, proc.stderr)
     assert "JPEG" not in proc.stderr and "I0000" not in proc.stderr and "E0000" not in proc.stderr, proc.stderr
     assert "skipped 1 corrupt or unreadable image(s) in test data (truncated.jpg)" in proc.stderr
+
+
+_RETRACE = (
+    "import sys\n"
+    "from hpsearch._quiet import install\n"
+    "install(verbose_flag=len(sys.argv) > 1)\n"
+    "import logging, tensorflow as tf\n"
+    "logging.basicConfig()\n"  # a handler on the root, as the CLI's
+    "for i in range(12):\n"  # a new model per trial: new functions, each traced once
+    "    f = tf.function(lambda x: x * 2)\n"
+    "    f(tf.constant(float(i)))\n"
+)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_tensorflows_retracing_warning_is_off_stderr_unless_verbose(tmp_path: Path, verbose: bool) -> None:
+    """Many short trials (ASHA's first rung after one epoch) make TensorFlow warn that functions
+    "triggered tf.function retracing": each trial builds its own model, by design."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RETRACE, *(["-v"] if verbose else [])],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ("retracing" in proc.stderr) is verbose, proc.stderr

@@ -506,6 +506,8 @@ def test_plugin_task_runs_through_the_cli(tmp_path: Path) -> None:
         "2",
         "--max-epochs",
         "2",
+        "--pruner",
+        "none",  # both trials run to the end: ASHA may stop trial 1 after its first epoch
         "--storage",
         f"sqlite:///{tmp_path / 'p.db'}",
     ]
