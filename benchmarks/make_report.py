@@ -58,6 +58,17 @@ def default_of(runs: list[dict[str, Any]]) -> str:
             "multivariate TPE + constant liar + ASHA after epochs 1 and 4 keeping a quarter (settings "
             "version 2: steps count epochs done)"
         )
+    if versions == {3}:
+        from hpsearch.objectives import get_task
+        from hpsearch.objectives import prune_after_epochs
+
+        n = prune_after_epochs(get_task(runs[0]["task"]))
+        rungs = [n * 4**k for k in range(8) if n * 4**k < runs[0]["max_epochs"]]
+        return (
+            "multivariate TPE + constant liar + ASHA keeping a quarter, "
+            f"rung(s) after epoch(s) {', '.join(map(str, rungs)) or 'none'} (settings version 3: the task's "
+            f"`prune_after_epochs` = {n})"
+        )
     return default_on(min(r["machine"]["date"] for r in runs)[:10])
 
 

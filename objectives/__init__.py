@@ -13,6 +13,7 @@ from ._base import Data
 from ._base import DataSpec
 from ._base import FitInputs
 from ._base import HasOptions
+from ._base import HasPruneAfter
 from ._base import OptionValue
 from ._base import Params
 from ._base import ParamValue
@@ -21,6 +22,7 @@ from ._base import SuggestTrial
 from ._base import Task
 from ._base import TaskError
 from ._base import TaskOption
+from ._base import prune_after_epochs
 from ._base import resolve_options
 from ._registry import get_task
 from ._registry import list_tasks
@@ -35,6 +37,7 @@ __all__ = [
     "DataSpec",
     "FitInputs",
     "HasOptions",
+    "HasPruneAfter",
     "OptionValue",
     "ParamValue",
     "Params",
@@ -44,6 +47,7 @@ __all__ = [
     "Task",
     "TaskError",
     "TaskOption",
+    "prune_after_epochs",
     "resolve_options",
     "get_task",
     "list_tasks",

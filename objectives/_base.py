@@ -30,6 +30,10 @@ Optional, each its own Protocol (checked by ``isinstance``, never ``getattr``):
                                during search only: a cheaper equivalent trial (the backbone tasks
                                train the head alone on cached backbone features); None = the
                                normal path. Final training always uses ``build_model``.
+``prune_after_epochs: int`` (``HasPruneAfter``) epochs a trial trains before a pruner may first
+                               stop it (default 1): for a task whose early validation accuracy ranks
+                               configurations poorly (``cifar10_cnn``: 4). ``create --prune-after``
+                               overrides it per study.
 
 Task modules import TensorFlow / Keras lazily (inside functions) so that ``hpsearch --help`` and
 ``hpsearch tasks`` stay fast. Tasks never import the registry: option defaults are resolved with
@@ -288,6 +292,18 @@ class Task(Protocol):
     def search_space(self, trial: SuggestTrial) -> Params: ...
 
     def build_model(self, params: Params, spec: DataSpec) -> keras.Model: ...
+
+
+@runtime_checkable
+class HasPruneAfter(Protocol):
+    """Optional: epochs before a trial can first be pruned (default 1; see the module docstring)."""
+
+    prune_after_epochs: int
+
+
+def prune_after_epochs(task: object) -> int:
+    """The task's own ``prune_after_epochs``, else 1."""
+    return task.prune_after_epochs if isinstance(task, HasPruneAfter) else 1
 
 
 @runtime_checkable

@@ -363,7 +363,10 @@ def build_report(study: Any, settings: Any, *, storage_masked: str) -> tuple[str
     rows: list[tuple[str, Any]] = [
         ("trials", f"{len(trials)} ({state_text})"),
         ("sampler", settings.sampler),
-        ("pruner", settings.pruner),
+        (
+            "pruner",
+            settings.pruner if settings.pruner == "none" else f"{settings.pruner}, from epoch {settings.prune_after}",
+        ),
         ("max epochs per trial", settings.max_epochs),
         ("study cap (finished trials)", settings.n_trials if settings.n_trials else "none"),
         ("seed", settings.seed),

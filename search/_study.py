@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 import logging
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from .objectives import CustomFitInputs
 from .objectives import Task
 from .objectives import TaskError
 from .objectives import get_task
+from .objectives import prune_after_epochs
 from .objectives import validate_params
 from .objectives._registry import task_options
 from .objectives._space import record
@@ -32,8 +34,11 @@ PRUNERS = ("asha", "hyperband", "median", "none")
 SETTINGS_KEY = "settings"
 # 1: steps 0-based (Keras' epoch index), ASHA factor 3. 2 (2026-12-05): a step is the number of epochs
 # done (1-based), so that ASHA's lowest rung can come after the first epoch, and ASHA keeps a quarter.
-# A study keeps the version it was created with: its workers prune it as they always did.
-FORMAT_VERSION = 2
+# 3 (2026-12-05): ``prune_after``, the epochs before a trial can first be pruned, from the task
+# (``prune_after_epochs``, 4 for cifar10_cnn) or ``create --prune-after``; versions 1 and 2 read as 1.
+# A study keeps the version it was created with: its workers prune it as they always did, and an
+# older hpsearch refuses a newer study rather than prune it its own way.
+FORMAT_VERSION = 3
 # Bounds on input. 10,000 epochs is far beyond any search or final training here (the seed
 # notebooks train 10-50); a larger number is a typo that would train until killed.
 MAX_EPOCHS = 10_000
@@ -69,6 +74,9 @@ class StudySettings:
     task_options: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None  # default for workers; `worker --data-dir` overrides
     data_seed: int = 0  # seed of the train/val/test split
+    # Epochs before a pruner may first stop a trial; None: the task's own (``prune_after_epochs``,
+    # default 1), resolved by ``create_study`` so that the study stores a number.
+    prune_after: int | None = None
     version: int = FORMAT_VERSION
 
     @property
@@ -83,7 +91,12 @@ class StudySettings:
     def from_attr(cls, attr: dict[str, Any]) -> StudySettings:
         known = {k: v for k, v in attr.items() if k in cls.__dataclass_fields__}
         known.setdefault("version", 1)  # stored before the version was recorded: the first format
+        known.setdefault("prune_after", 1)  # versions 1 and 2 could prune after the first epoch
         return cls(**known)
+
+    def resolved(self, task: Task) -> StudySettings:
+        """These settings with ``prune_after`` taken from the task where not given."""
+        return self if self.prune_after is not None else replace(self, prune_after=prune_after_epochs(task))
 
     def differences(self, other: StudySettings, only: set[str] | None = None) -> list[str]:
         """``key: ours != theirs`` for each differing setting (``data_dir`` is a location, not compared)."""
@@ -100,6 +113,11 @@ def validate_settings(s: StudySettings) -> Task:
         raise UsageError(f"unknown pruner {s.pruner!r}: choose one of {', '.join(PRUNERS)}")
     if not 1 <= s.max_epochs <= MAX_EPOCHS:
         raise UsageError(f"--max-epochs {s.max_epochs} is out of range: give 1 to {MAX_EPOCHS}")
+    if s.prune_after is not None and not 1 <= s.prune_after <= s.max_epochs:
+        raise UsageError(
+            f"--prune-after {s.prune_after} is out of range: give 1 to --max-epochs ({s.max_epochs}), "
+            "or --pruner none to never prune"
+        )
     if s.sampler == "gp":
         try:
             import torch  # noqa: F401
@@ -108,6 +126,9 @@ def validate_settings(s: StudySettings) -> Task:
                 "--sampler gp needs PyTorch (Optuna's GPSampler): pip install 'hpsearch[gp]', or choose --sampler tpe"
             ) from None
     task = get_task(s.task)
+    own = prune_after_epochs(task)
+    if isinstance(own, bool) or not isinstance(own, int) or own < 1:
+        raise TaskError(f"task {s.task!r} has prune_after_epochs = {own!r}; a task declares a whole number >= 1")
     task_options(task, s.task_options)
     check_search_space(task)
     for i, params in enumerate(task.baselines):
@@ -213,22 +234,25 @@ def make_pruner(s: StudySettings) -> Any:
     """The study's pruner, on steps as its version counts them (``StudySettings.first_step``)."""
     import optuna
 
+    after = s.prune_after or 1  # epochs before the first chance to prune (1 where never set)
     if s.pruner == "asha":
         # Asynchronous successive halving over all trials, each rung keeping the top quarter: rungs
-        # at steps 1 and 4, i.e. after epochs 1 and 4 (the last epoch is never pruned). Chosen on the
-        # replay benchmark (BENCHMARKS.md): over Hyperband, which splits a small trial budget into
-        # brackets that each compare a few trials and whose top bracket never prunes; and over the
-        # version-1 rungs (after epochs 2, 4 and 10, a third kept), on seeds the screen had not seen.
+        # at steps 1 and 4, i.e. after epochs 1 and 4 (the last epoch is never pruned); a task with
+        # prune_after N has its rungs after epochs N, 4N, ... Chosen on the replay benchmark
+        # (BENCHMARKS.md): over Hyperband, which splits a small trial budget into brackets that
+        # each compare a few trials and whose top bracket never prunes; and over the version-1
+        # rungs (after epochs 2, 4 and 10, a third kept), on seeds the screen had not seen.
         if s.first_step == 0:  # a version-1 study keeps its rungs
             return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=after, reduction_factor=4)
     if s.pruner == "hyperband":
         from ._pruners import HyperbandPruner
 
-        return HyperbandPruner(min_resource=1, max_resource=s.max_epochs, reduction_factor=3)
+        return HyperbandPruner(min_resource=after, max_resource=s.max_epochs, reduction_factor=3)
     if s.pruner == "median":
-        # Never after the first epoch: one epoch says little (step 0 of version 1, step 1 now).
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1 + s.first_step)
+        # Never after the first prunable epoch: one epoch says little (step 0 of version 1, step
+        # prune_after from version 2 on, so the first prune can come one epoch after it).
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=after + s.first_step)
     return optuna.pruners.NopPruner()
 
 
@@ -290,8 +314,9 @@ def describe(task: Task, s: StudySettings) -> str:
 
     lines = [f"# {s.task}", "", task.description, ""]
     lines.append(
-        f"Sampler **{s.sampler}**, pruner **{s.pruner}** on per-epoch validation accuracy, "
-        f"at most {s.max_epochs} epochs per trial"
+        f"Sampler **{s.sampler}**, pruner **{s.pruner}** on per-epoch validation accuracy"
+        + (f" (never before epoch {s.prune_after} ends)" if s.pruner != "none" and s.prune_after else "")
+        + f", at most {s.max_epochs} epochs per trial"
         + (f", study cap {s.n_trials} finished trials" if s.n_trials else "")
         + (f", seed {s.seed}" if s.seed is not None else "")
         + "."
@@ -324,6 +349,7 @@ def create_study(
 
     check_study_name(name)
     task = validate_settings(s)
+    s = s.resolved(task)  # the study stores the epochs before pruning as a number
 
     def existing() -> tuple[Any, bool]:
         if not exist_ok:

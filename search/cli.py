@@ -134,6 +134,12 @@ class Command:
         p.add_argument("--sampler", choices=("tpe", "random", "gp"), help="default tpe")
         p.add_argument("--pruner", choices=("asha", "hyperband", "median", "none"), help="default asha")
         p.add_argument("--max-epochs", type=positive_int, metavar="N", help="epochs per trial at most (default 10)")
+        p.add_argument(
+            "--prune-after",
+            type=positive_int,
+            metavar="N",
+            help="epochs before a pruner may first stop a trial (default: the task's own, 1; cifar10_cnn 4)",
+        )
         p.add_argument("--seed", type=non_negative_int, metavar="S", help="sampler and training seed (default 0)")
         p.add_argument(
             "--n-trials",
@@ -179,7 +185,7 @@ def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
     from ._study import StudySettings
 
     given: dict[str, Any] = {}
-    for key in ("sampler", "pruner", "max_epochs", "seed", "n_trials"):
+    for key in ("sampler", "pruner", "max_epochs", "seed", "n_trials", "prune_after"):
         if getattr(args, key, None) is not None:
             given[key] = getattr(args, key)
     if getattr(args, "no_baseline", None):
@@ -259,13 +265,15 @@ class Create(Command):
         settings, _ = _settings_from(args, args.task)
         from ._study import validate_settings
 
-        validate_settings(settings)  # before anything is written
+        settings = settings.resolved(validate_settings(settings))  # before anything is written
         storage, url = _open(args, create_tables=True)
         _, created = create_study(storage, args.study, settings, url=url, exist_ok=args.exist_ok)
         verb = "created" if created else "exists (same settings)"
         print(
             f"study {args.study!r} {verb} in {mask_url(url)}: task {settings.task}, sampler {settings.sampler}, "
-            f"pruner {settings.pruner}, max {settings.max_epochs} epochs"
+            f"pruner {settings.pruner}"
+            + (f" (from epoch {settings.prune_after})" if settings.pruner != "none" else "")
+            + f", max {settings.max_epochs} epochs"
             + (f", cap {settings.n_trials} trials" if settings.n_trials else "")
         )
         return 0

@@ -179,6 +179,57 @@ def test_every_pruner_choice_builds_optunas_pruner_and_the_default_is_asha() -> 
     assert (asha._min_resource, asha._reduction_factor) == (1, 3)
     median = make_pruner(StudySettings(task="digits", pruner="median"))
     assert median._n_warmup_steps == 2  # never after the first epoch, as with version 1's warm-up of 1
+    # a task (or --prune-after) that needs 4 epochs before ranks mean anything moves every pruner
+    late = {p: make_pruner(StudySettings(task="digits", pruner=p, prune_after=4, max_epochs=15)) for p in PRUNERS}
+    assert (late["asha"]._min_resource, late["asha"]._reduction_factor) == (4, 4)
+    assert late["hyperband"]._min_resource == 4 and late["median"]._n_warmup_steps == 5
+
+
+def test_a_task_sets_the_epochs_before_pruning_and_create_can_override_it(tmp_path: Path, study_name: str) -> None:
+    """cifar10_cnn declares prune_after_epochs = 4 (its early epochs rank configurations poorly); the
+    study stores the number, --prune-after overrides it, and studies of versions 1-2 read as 1."""
+    from hpsearch._study import SETTINGS_KEY
+    from hpsearch._study import StudySettings
+    from hpsearch._study import make_pruner
+    from hpsearch._study import read_settings
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    out = hpsearch(
+        "create", "--task", "cifar10_cnn", "--study", study_name, "--max-epochs", "15", "--storage", url, cwd=tmp_path
+    )
+    assert "pruner asha (from epoch 4)" in out.stdout
+    hpsearch("create", "--task", "digits", "--study", "d", "--storage", url, cwd=tmp_path)
+    hpsearch("create", "--task", "cifar10_cnn", "--study", "c2", "--prune-after", "2", "--storage", url, cwd=tmp_path)
+    stored = {
+        n: optuna.load_study(study_name=n, storage=url).user_attrs[SETTINGS_KEY]["prune_after"]
+        for n in (study_name, "d", "c2")
+    }
+    assert stored == {study_name: 4, "d": 1, "c2": 2}
+    s = read_settings(optuna.load_study(study_name=study_name, storage=url))
+    assert make_pruner(s)._min_resource == 4
+    v2 = {k: v for k, v in StudySettings(task="cifar10_cnn").to_attr().items() if k != "prune_after"}
+    assert StudySettings.from_attr({**v2, "version": 2}).prune_after == 1  # it was pruned from epoch 1
+
+
+def test_prune_after_beyond_the_epochs_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    p = hpsearch(
+        "create",
+        "--task",
+        "digits",
+        "--study",
+        "s",
+        "--max-epochs",
+        "3",
+        "--prune-after",
+        "4",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        check=False,
+    )
+    _one_line_error(p, "--prune-after 4 is out of range", "give 1 to --max-epochs (3)", "--pruner none")
+    assert not (tmp_path / "r.db").exists() or optuna.get_all_study_names(storage=url) == []
 
 
 class _AlwaysPrune(optuna.pruners.BasePruner):
@@ -201,12 +252,16 @@ def test_the_last_epoch_is_never_pruned(max_epochs: int, state: str, epochs: int
     assert t.user_attrs["epochs_run"] == epochs and sorted(t.intermediate_values) == list(range(1, epochs + 1))
 
 
-@pytest.mark.parametrize(("version", "steps", "pruned_after"), [(2, [1], 1), (1, [0, 1], 2)])
+@pytest.mark.parametrize(
+    ("version", "prune_after", "steps", "pruned_after"),
+    [(3, None, [1], 1), (3, 2, [1], 2), (2, None, [1], 1), (1, None, [0, 1], 2)],
+)
 def test_the_default_pruner_stops_a_poor_trial_after_its_first_epoch(
-    tmp_path: Path, study_name: str, version: int, steps: list[int], pruned_after: int
+    tmp_path: Path, study_name: str, version: int, prune_after: int | None, steps: list[int], pruned_after: int
 ) -> None:
-    """Version 2 (steps = epochs done, ASHA factor 4) prunes at step 1, after one epoch; a version-1
-    study, whose steps start at 0, is still pruned at its step 1, after two."""
+    """Versions 2-3 (steps = epochs done, ASHA factor 4) prune at step 1, after one epoch, or after
+    ``prune_after`` epochs where a study sets it; a version-1 study, whose steps start at 0, is
+    still pruned at its step 1, after two."""
     import dataclasses
 
     from hpsearch._runworker import WorkerConfig
@@ -217,7 +272,9 @@ def test_the_default_pruner_stops_a_poor_trial_after_its_first_epoch(
     from hpsearch.storage import open_storage
 
     url = f"sqlite:///{tmp_path / 'v.db'}"
-    settings = dataclasses.replace(StudySettings(task="digits", max_epochs=4, baselines=False), version=version)
+    settings = dataclasses.replace(
+        StudySettings(task="digits", max_epochs=4, baselines=False, prune_after=prune_after), version=version
+    )
     study, _ = create_study(open_storage(url, create_tables=True), study_name, settings, url=url)
     assert study.user_attrs[SETTINGS_KEY]["version"] == version
     good = get_task("digits").baselines[0]
