@@ -250,8 +250,9 @@ def make_pruner(s: StudySettings) -> Any:
 
         return HyperbandPruner(min_resource=after, max_resource=s.max_epochs, reduction_factor=3)
     if s.pruner == "median":
-        # Never after the first prunable epoch: one epoch says little (step 0 of version 1, step
-        # prune_after from version 2 on, so the first prune can come one epoch after it).
+        # Its warm-up waits one epoch longer than the rungs would: a median over a few trials after
+        # one epoch says little (version 1: from its step 1, after epoch 2; from version 2: after
+        # epoch prune_after + 1).
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=after + s.first_step)
     return optuna.pruners.NopPruner()
 
