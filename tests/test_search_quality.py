@@ -346,3 +346,74 @@ def test_goal_one_treats_never_as_never_on_both_sides() -> None:
     )
     # Four times as fast with the same failures: below half the peer's times; its failures tie the peer's.
     assert fast["time_ratio"] == pytest.approx(0.25) and fast["goal1_met"] and fast["goal1_p"] < 0.05
+
+
+def test_the_incumbent_is_the_best_complete_trial_worth_its_configuration_at_its_best_epoch() -> None:
+    import replay_bench
+
+    table = _table()
+    run = replay_bench.simulate(replay_bench.methods()["hpsearch-nobaseline"], table, seed=5, budget=120.0)
+    assert run["pruned"] > 0 and run["incumbent"]
+    # On the lookup a configuration's curve is its value: the incumbent's worth is a recorded epoch,
+    # never above the best value seen, and it only rises (a complete trial must beat the last one).
+    worth = [v for _, v in run["incumbent"]]
+    assert worth == sorted(worth) and run["expected"] == worth[-1] <= run["best"]
+    recorded = {v for row in table.val for v in row}
+    assert all(v in recorded for v in worth)
+    assert all(t <= 120.0 for t, _ in run["incumbent"])
+
+
+def test_the_expected_score_ranks_by_what_the_incumbent_is_worth_not_by_lucky_epochs() -> None:
+    import replay_bench
+
+    def runs(seen: float, worth: float) -> list[dict[str, object]]:
+        return [
+            {
+                "seed": i,
+                "best": seen + 0.001 * (i % 5),
+                "trajectory": [[100.0 + i, seen + 0.001 * (i % 5)]],
+                "expected": worth + 0.001 * (i % 5),
+                "incumbent": [[150.0 + i, worth + 0.001 * (i % 5)]],
+                "complete": 1,
+                "pruned": 0,
+                "epochs": 1,
+            }
+            for i in range(30)
+        ]
+
+    # The focus sees luckier epochs (0.97 against 0.95) but its incumbents are worth less (0.93 against 0.94).
+    groups = {"hpsearch-nobaseline": runs(0.97, 0.93), "tpe": runs(0.95, 0.94)}
+    seen = replay_bench.summarize(groups, budget=420.0, baseline_value=None, focus="hpsearch-nobaseline")
+    worth = replay_bench.summarize(
+        groups, budget=420.0, baseline_value=None, focus="hpsearch-nobaseline", score="expected"
+    )
+    assert seen["score"] == "observed" and seen["goal2_p"]["tpe"] < 0.05 and seen["target"] == pytest.approx(0.952)
+    assert worth["score"] == "expected" and worth["goal2_p"]["tpe"] > 0.95 and worth["target"] == pytest.approx(0.942)
+    assert worth["methods"]["hpsearch-nobaseline"]["reached"] == 0.0  # its incumbents never get to 0.942
+    both = replay_bench.summaries({"1": groups}, budget=420.0, baseline_value=None)["1"]
+    assert set(both) == {"without_baselines", "with_baselines", "without_baselines_expected", "with_baselines_expected"}
+
+
+def test_surrogate_draws_noise_from_configurations_at_the_same_place_on_their_curves() -> None:
+    import replay_bench
+
+    table = _table()
+    rows = table.rows
+    # Four configurations repeated with tiny seed noise (+-0.002), one slow starter whose seeds
+    # disagree by +-0.15 at epoch 1 (as mnist_mlp's row 287 did: 0.19-0.36).
+    high = sorted(range(len(rows)), key=lambda i: -rows[i]["val_accuracy"][0])[:4]
+    slow = [{**rows[0], "index": 999, "val_accuracy": [0.25, 0.6, 0.7, 0.75, 0.78]}]
+    repeats = [
+        {**rows[i], "seed": s, "val_accuracy": [round(v + d, 4) for v in rows[i]["val_accuracy"]]}
+        for i in high
+        for s, d in ((1, 0.002), (2, -0.002))
+    ] + [{**slow[0], "seed": s, "val_accuracy": [0.25 + d, 0.6, 0.7, 0.75, 0.78]} for s, d in ((1, 0.15), (2, -0.15))]
+    sur = replay_bench.Surrogate(table.task, rows + slow, 5, repeats)
+    assert len(sur.noise_means) == 5
+    p = rows[high[0]]["params"]
+    mean = sur.mean_curve(p)
+    spread = max(abs(a - b) for k in range(200) for a, b in zip(sur.curve(p, key=(1, k)).val, mean))
+    # Drawn from the 3 nearest mean curves (the high ones): the slow starter's +-0.15 never lands here.
+    assert spread < 0.01
+    slow_draws = {sur.curve(slow[0]["params"], key=(1, k)).val[0] for k in range(50)}
+    assert max(slow_draws) - min(slow_draws) > 0.2  # but its own neighbourhood keeps its spread
