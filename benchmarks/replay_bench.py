@@ -870,9 +870,9 @@ def summarize(
 
     Two scores (``SCORES``). ``observed``: the best val accuracy seen at any epoch of any trial, pruned
     ones included (``search_bench.py`` scores real runs so). With training noise that rewards the
-    number of noisy draws: on the mnist_mlp surrogate a run's best observed value sits ~0.025 above
-    what its own best configuration is worth. ``expected`` (the surrogate only; 2026-12-05 and later
-    files): what the user gets, the mean accuracy of the configuration ``study.best_trial`` names at
+    number of noisy draws: on the mnist_mlp surrogate a run's best observed value sits ~0.013 above
+    what its own best configuration is worth (0.08 with the noise of before 2026-12-05, stop 23).
+    ``expected`` (result files from 2026-12-05, stop 23, on): what the user gets, the mean accuracy of the configuration ``study.best_trial`` names at
     that moment, trained for its best epoch: the noise-free accuracy of the model ``export`` +
     ``train`` give. Its trajectory need not rise (a luckier trial can take the lead with a worse
     configuration); time to target is the first time it reaches it."""
