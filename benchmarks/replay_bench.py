@@ -35,7 +35,10 @@ real ``search_space``; only training is replaced:
 - **Workers.** ``W`` workers run as a discrete-event simulation in time order: a worker asks for its
   next trial the moment its last one ends, so a sampler sees exactly the reports made before then
   (constant liar sees the others' running trials as Optuna would).
-- **Score.** As in ``search_bench.py``: the best validation accuracy of any epoch seen so far.
+- **Scores** (``SCORES``, ``summarize``). ``observed``, as in ``search_bench.py``: the best
+  validation accuracy of any epoch seen so far. ``expected``: what the run's pick is worth, the
+  noise-free accuracy of the configuration ``study.best_trial`` names, at its best epoch (on the
+  surrogate, its mean curve): what ``export`` + ``train`` give.
 
 Results: ``benchmarks/results/replay/<task>_budget<B>.json`` (every run's best-at-budget and
 trajectory summary); ``make_report.py`` renders the tables in BENCHMARKS.md.
@@ -433,6 +436,13 @@ class Method:
     first_step: int = 0  # the step reported after the first epoch (Keras' epoch index: 0)
     kind: str = "optuna"
     smooth: int = 1  # a complete trial's value: the best mean of this many consecutive epochs
+    # Re-measure before picking (2026-12-05, stop 24): the search stops at (1 - recheck_reserve) x the
+    # budget; then the ``recheck`` best complete configurations are trained again ``recheck_seeds``
+    # times each with fresh noise, on the same workers and clock, and the pick is the one whose mean
+    # curve over its measurements is best (``_recheck``). 0: no recheck, the pick is best_trial.
+    recheck: int = 0
+    recheck_seeds: int = 1
+    recheck_reserve: float = 0.1
 
 
 def _tpe(**kw: Any) -> Callable[[int, int], Any]:
@@ -606,6 +616,23 @@ def methods() -> dict[str, Method]:
         first_step=fs,
         smooth=3,
     )
+    # 2026-12-05 (stop 24): re-measure the top configurations before picking (Method.recheck), against
+    # the winner's curse of picking the luckiest single measurement.
+    for name, (k, n, reserve) in {"recheck3": (3, 1, 0.1), "recheck5x2": (5, 2, 0.2)}.items():
+        for b in (False, True):
+            label = f"c:hpsearch-{name}" + ("+baselines" if b else "")
+            out[label] = Method(
+                label,
+                hs,
+                hp,
+                baselines=b,
+                hpsearch=True,
+                prune_last_epoch=False,
+                first_step=fs,
+                recheck=k,
+                recheck_seeds=n,
+                recheck_reserve=reserve,
+            )
     # 2026-12-05, the screen's best, with the task's baselines enqueued as hpsearch does by default.
     e1s, e1p = _tpe(multivariate=True, constant_liar=True), asha(4)
     out["c:mv+asha-e1-rf4+baselines"] = Method(
@@ -661,19 +688,22 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     # what its params are worth, ``expected``: what `export` + `train` (its best epoch) would give.
     inc_value = -math.inf
     incumbent: list[tuple[float, float]] = []
+    done: list[tuple[float, int, dict[str, Any], list[float]]] = []  # (value, number, params, curve)
+    search_budget = budget * (1.0 - method.recheck_reserve) if method.recheck else budget
 
     def complete(w: int, trial: Any, c: Curve, k: int, t: float) -> None:
         nonlocal inc_value
         value, epoch = smoothed_best(c.val[: k + 1], method.smooth)
         studies[w].tell(trial, value)
         counts["complete"] += 1
+        done.append((value, trial.number, trial.params, c.val[: k + 1]))
         if value > inc_value:
             inc_value = value
             incumbent.append((round(t, 3), round(table.expected(trial.params, epoch, c), 5)))
 
     def start(w: int, t: float) -> None:
         nonlocal seq
-        if t >= budget:
+        if t >= search_budget:
             return
         trial = studies[w].ask()
         table.task.search_space(trial)
@@ -693,7 +723,7 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         start(w, 0.0)
     while events:
         t, _, w = heapq.heappop(events)
-        if t > budget:
+        if t > search_budget:
             break
         trial, c, k = running[w]
         acc = c.val[k]
@@ -721,7 +751,71 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
             running[w] = (trial, c, k + 1)
             seq += 1
             heapq.heappush(events, (t + c.epoch_s[k + 1] + epoch_cost, seq, w))
+    if method.recheck:
+        best = _recheck(method, table, done, incumbent, traj, best, counts, seed=seed, budget=budget, workers=workers)
     return _result(best, traj, incumbent, counts)
+
+
+def _recheck(
+    method: Method,
+    table: Table,
+    done: list[tuple[float, int, dict[str, Any], list[float]]],
+    incumbent: list[tuple[float, float]],
+    traj: list[tuple[float, float]],
+    best: float,
+    counts: dict[str, int],
+    *,
+    seed: int,
+    budget: float,
+    workers: int,
+) -> float:
+    """The recheck phase of ``Method.recheck``: from the search's end, the top configurations by value
+    (distinct params) are trained again for all epochs with fresh noise, ``recheck_seeds`` each, each
+    on the first free worker (trials still running at the search's end are abandoned). A retraining
+    counts if it ends within the budget. The pick: among configurations with at least one retraining,
+    the best epoch of the mean curve over all their measurements (the search's own included); with
+    none, the search's incumbent stands. Retrained epochs count as seen values, as their trials would."""
+    trial_cost = HPSEARCH_TRIAL_S if method.hpsearch else 0.0
+    epoch_cost = HPSEARCH_EPOCH_S if method.hpsearch else 0.0
+    top: list[tuple[float, int, dict[str, Any], list[float]]] = []
+    seen: set[str] = set()
+    for d in sorted(done, key=lambda d: (-d[0], d[1])):
+        key = json.dumps(d[2], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            top.append(d)
+        if len(top) == method.recheck:
+            break
+    free = [budget * (1.0 - method.recheck_reserve)] * workers
+    measured: dict[int, list[list[float]]] = {}
+    known = 0.0  # when the last retraining that counts ends: the pick is known then
+    for j in range(method.recheck_seeds):
+        for _, number, params, val in top:
+            w = int(np.argmin(free))
+            c = table.curve(params, key=(seed, 1_000_000 + j * 10_000 + number))
+            end = free[w] + trial_cost + c.overhead_s + sum(c.epoch_s[: len(c.val)]) + epoch_cost * len(c.val)
+            free[w] = end
+            if end > budget or not c.val:
+                continue
+            counts["epochs"] += len(c.val)
+            counts["rechecks"] = counts.get("rechecks", 0) + 1
+            known = max(known, end)
+            measured.setdefault(number, [val]).append(c.val)
+            if max(c.val) > best:
+                best = max(c.val)
+                traj.append((round(end, 3), best))
+    if not measured:
+        return best
+    picks = []
+    for _, number, params, _val in top:
+        if number in measured:
+            n = min(len(v) for v in measured[number])
+            mean = [float(np.mean([v[i] for v in measured[number]])) for i in range(n)]
+            value, epoch = smoothed_best(mean, 1)
+            picks.append((value, -number, params, epoch, mean))
+    _, _, params, epoch, mean = max(picks, key=lambda p: (p[0], p[1]))
+    incumbent.append((round(known, 3), round(table.expected(params, epoch, Curve(mean, [], 0.0)), 5)))
+    return best
 
 
 def smoothed_best(val: list[float], window: int) -> tuple[float, int]:

@@ -14,7 +14,9 @@ Format ``hpsearch-params`` version 1 (JSON, or YAML with the same keys)::
     max_epochs:   10                       # optional; the study's epoch budget
     data_seed:    0                        # optional; the train/val/test split's seed
     data_dir:     "/data/mnist"            # optional; the study's data folder, train's default --data-dir
-    study, trial, value, storage (masked), exported_at, versions: provenance only
+    study, trial, value, measured_by, storage (masked), exported_at, versions: provenance only
+                                           # (measured_by: the trials whose mean curve gave value and
+                                           # best_epoch; more than one after `hpsearch recheck`)
 """
 
 from __future__ import annotations
@@ -60,7 +62,11 @@ def export_best(study: Any, settings: Any, *, storage_masked: str) -> dict[str, 
             f"study {study.study_name!r} has no COMPLETE trial yet; run `hpsearch worker --study "
             f"{study.study_name}` first"
         )
-    best = study.best_trial
+    from ._recheck import pick
+
+    chosen = pick(study)  # study.best_trial, or the best rechecked configuration (_recheck.py)
+    assert chosen is not None
+    best = chosen.trial
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -68,13 +74,14 @@ def export_best(study: Any, settings: Any, *, storage_masked: str) -> dict[str, 
         "params": best.params,
         "space": {name: plain_distribution(d) for name, d in best.distributions.items()},
         "task_options": settings.task_options,
-        "best_epoch": best.user_attrs.get("best_epoch"),
+        "best_epoch": chosen.best_epoch,
         "max_epochs": settings.max_epochs,
         "data_seed": settings.data_seed,
         "data_dir": settings.data_dir,
         "study": study.study_name,
         "trial": best.number,
-        "value": best.value,
+        "value": chosen.value,
+        "measured_by": chosen.trials,
         "baseline": best.user_attrs.get("baseline"),
         "storage": storage_masked,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -56,9 +56,10 @@ def _history_callback(epoch_log: list[dict[str, float]]) -> Any:
     return _Recorder()
 
 
-def _pruning_callback(trial: Any, max_epochs: int, first_step: int = 1) -> Any:
+def _pruning_callback(trial: Any, max_epochs: int, first_step: int = 1, *, prune: bool = True) -> Any:
     """optuna-integration's ``KerasPruningCallback`` on ``val_accuracy``, reporting ``epoch +
-    first_step``, except that it never prunes after the last epoch.
+    first_step``, except that it never prunes after the last epoch (nor at all with ``prune``
+    False: a recheck, ``_recheck.py``, trains every epoch and only reports).
 
     Pruning after the last epoch saves no training, yet a pruner's top rung (the last step for
     Hyperband with the default settings) would mark a fully trained trial PRUNED and hide it from
@@ -69,7 +70,7 @@ def _pruning_callback(trial: Any, max_epochs: int, first_step: int = 1) -> Any:
 
     class _PruneBeforeTheLastEpoch(KerasPruningCallback):
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if epoch + 1 < max_epochs:
+            if prune and epoch + 1 < max_epochs:
                 return super().on_epoch_end(epoch + first_step, logs)
             value = (logs or {}).get("val_accuracy")
             if value is not None:
@@ -146,6 +147,7 @@ class TrialRunner:
         """
         import optuna
 
+        from ._recheck import is_recheck
         from ._summary import trial_epoch_lines
         from .objectives._fit import FitRun
         from .objectives._fit import fit_task
@@ -166,7 +168,7 @@ class TrialRunner:
                 seed=self.trial_seed(trial.number),
                 callbacks=[
                     _history_callback(epoch_log),
-                    _pruning_callback(trial, self.max_epochs, self.first_step),
+                    _pruning_callback(trial, self.max_epochs, self.first_step, prune=not is_recheck(trial)),
                     trial_epoch_lines(trial.number, self.max_epochs),
                     *self.callbacks,
                 ],

@@ -27,6 +27,8 @@ from typing import Any
 import warnings
 
 from ._claim import split_surplus
+from ._recheck import pick
+from ._recheck import pick_line
 from ._worker import trial_note
 
 # Figure titles (tests and readers look for them).
@@ -392,6 +394,9 @@ def build_report(study: Any, settings: Any, *, storage_masked: str) -> tuple[str
         ]
         if a.get("baseline") is not None:
             brow.append(("baseline", f"yes: the seed notebook's configuration {a['baseline']}"))
+        chosen = pick(study)
+        if chosen is not None and chosen.measurements > 1:  # after `hpsearch recheck`: what export writes
+            brow.append(("export's pick (rechecked)", pick_line(chosen)))
         baselines = [t for t in complete if t.user_attrs.get("baseline") is not None]
         for t in baselines:
             if t.number != best.number:

@@ -62,11 +62,13 @@ def run_worker(
     *,
     started: float | None = None,
     storage_flag: str | None = None,
+    summary: bool = True,
 ) -> int:
     """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``.
 
     Ends with the summary (best trial, next commands) unless a launcher started this worker
-    (``$HPSEARCH_WORKER_ID``), which prints one for the whole study."""
+    (``$HPSEARCH_WORKER_ID``), which prints one for the whole study, or ``summary`` is False (``run
+    --recheck``: one summary after the rechecks)."""
     import time
 
     from ._summary import print_summary
@@ -145,7 +147,7 @@ def run_worker(
     n = worker.run()
     why = f"stopped by {signal.Signals(worker.stop_signal).name}" if worker.stop_signal else "budget spent"
     emit(f"{prefix}worker done: {n} trial(s) run, {why}")
-    if not worker_id:
+    if not worker_id and summary:
         print_summary(study, storage_flag, started, ran=n)
     if worker.stop_signal:
         hard_exit(0)  # study writes done; skip an interpreter shutdown that tf.data can deadlock

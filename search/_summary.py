@@ -70,6 +70,10 @@ def summary_lines(
     ``storage_flag`` is the (masked) ``--storage`` the user typed, repeated in the next commands;
     ``None`` when the storage came from the environment or the default.
     """
+    from ._recheck import DEFAULT_REPEATS
+    from ._recheck import DEFAULT_TOP
+    from ._recheck import pick
+    from ._recheck import pick_line
     from .storage import trial_state_counts
 
     name = study.study_name
@@ -77,6 +81,7 @@ def summary_lines(
     states = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v) or "none"
     who = f"{ran} trial(s) run here, " if ran is not None else ""
     lines = [f"done in {duration(seconds)}: {who}study {name!r} has {states}"]
+    rechecked = False
     try:
         best = study.best_trial
     except ValueError:  # no COMPLETE trial yet
@@ -89,10 +94,19 @@ def summary_lines(
             f"best: trial {best.number} value={fmt(best.value)} best_epoch={best.user_attrs.get('best_epoch', '-')}"
             f"{cache} params={format_params(best.params)}"
         )
+        chosen = pick(study)
+        if chosen is not None and chosen.measurements > 1:
+            rechecked = True
+            lines.append(f"pick (export): {pick_line(chosen)}")
     st = f" --storage {storage_flag}" if storage_flag else ""
     lines.append(f"next: hpsearch export --study {name}{st} -o best.json")
     lines.append(f"      hpsearch report --study {name}{st} -o report.html")
     lines.append(f"      hpsearch dashboard{st}")
+    if best is not None and not rechecked:
+        lines.append(
+            f"      hpsearch recheck --study {name}{st}   (before export: the {DEFAULT_TOP} best trained "
+            f"{DEFAULT_REPEATS} more times each, export then picks by the mean, not one lucky run)"
+        )
     return [prefix + line for line in lines]
 
 

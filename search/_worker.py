@@ -66,6 +66,8 @@ def trial_note(trial: Any, width: int = 60) -> str:
     note = []
     if a.get("baseline") is not None:
         note.append(f"baseline {a['baseline']}")
+    if a.get("recheck_of") is not None:
+        note.append(f"recheck of {a['recheck_of']}")
     if a.get("retry_of") is not None:
         note.append(f"retry of {a['retry_of']}")
     if a.get("fail_reason"):
@@ -86,6 +88,8 @@ def trial_line(frozen: Any, worker_id: str | None = None) -> str:
     extra = ""
     if attrs.get("baseline") is not None:
         extra += f" baseline={attrs['baseline']}"
+    if attrs.get("recheck_of") is not None:
+        extra += f" recheck_of={attrs['recheck_of']}"
     if attrs.get("retry_of") is not None:
         extra += f" retry_of={attrs['retry_of']}"
     if attrs.get("feature_cache"):

@@ -18,6 +18,8 @@ from typing import Any
 from ._checks import check_args
 from ._errors import HpsearchError
 from ._errors import UsageError
+from ._recheck import DEFAULT_REPEATS
+from ._recheck import DEFAULT_TOP
 from ._runworker import WorkerConfig
 from ._runworker import run_worker
 from .objectives._fit import precision_setting
@@ -312,6 +314,49 @@ class Extend(Command):
         return 0
 
 
+class Recheck(Command):
+    name = "recheck"
+    help = (
+        "train the top configurations again (fresh seeds, no pruning) so that export picks by their mean, "
+        "not by one lucky run"
+    )
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--study", required=True, metavar="NAME")
+        p.add_argument(
+            "--top",
+            type=positive_int,
+            default=DEFAULT_TOP,
+            metavar="K",
+            help=f"the K best configurations (default {DEFAULT_TOP})",
+        )
+        p.add_argument(
+            "--repeats",
+            type=positive_int,
+            default=DEFAULT_REPEATS,
+            metavar="N",
+            help=f"more runs of each (default {DEFAULT_REPEATS})",
+        )
+        self.add_storage(p)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from ._recheck import enqueue_rechecks
+        from ._study import load_study
+
+        _quiet_optuna()
+        storage, url = _open(args)
+        study = load_study(storage, args.study, url=url)
+        numbers, n, cap = enqueue_rechecks(study, top=args.top, repeats=args.repeats)
+        st = f" --storage {mask_url(args.storage)}" if args.storage else ""
+        raised = f"; cap raised to {cap} finished trials" if cap >= 0 else ""
+        print(
+            f"study {args.study!r}: {n} recheck(s) of trial(s) {', '.join(map(str, numbers))} enqueued{raised}; "
+            f"train them with `hpsearch worker --study {args.study}{st}`, then `hpsearch export --study "
+            f"{args.study}{st}` picks by the mean of each configuration's runs"
+        )
+        return 0
+
+
 class WorkerCmd(Command):
     name = "worker"
     help = "pull and run trials of a study until its budget is spent"
@@ -370,6 +415,14 @@ class Run(Command):
             help="run even if the data differs from what the study's trials used (see `data_fingerprint`)",
         )
         p.add_argument("--timeout", type=positive_float, metavar="S", help="per worker: start no trial after S seconds")
+        p.add_argument(
+            "--recheck",
+            type=non_negative_int,
+            default=0,
+            metavar="K",
+            help=f"after the search, train the K best configurations {DEFAULT_REPEATS} more times each (fresh "
+            "seeds, unpruned) and pick by the mean, as `hpsearch recheck --top K` (default 0: no recheck)",
+        )
         self.add_settings(p)
         self.add_heartbeat(p)
         self.add_storage(p)
@@ -416,19 +469,42 @@ class Run(Command):
         if args.workers == 1:
             # In-process, reusing the data loaded above.
             os.environ.setdefault("HPSEARCH_WORKER_INDEX", "0")
-            return run_worker(config, url, data=data, started=started, storage_flag=args.storage)
+            rc = run_worker(
+                config, url, data=data, started=started, storage_flag=args.storage, summary=not args.recheck
+            )
+            if rc == 0 and args.recheck and _enqueue_rechecks(url, study_name, args.recheck):
+                rc = run_worker(config, url, data=data, started=started, storage_flag=args.storage)
+            return rc
         from ._launch import Launcher
         from ._launch import plan_slots
         from ._study import load_study
 
         del data
-        launcher = Launcher(plan_slots([], 1, args.workers), config, storage_url=args.storage)
-        rc = launcher.run()
+        rc = Launcher(plan_slots([], 1, args.workers), config, storage_url=args.storage).run()
+        if rc == 0 and args.recheck and _enqueue_rechecks(url, study_name, args.recheck):
+            rc = Launcher(plan_slots([], 1, args.workers), config, storage_url=args.storage).run()
         from ._summary import print_summary
 
         # A fresh storage: the one opened before the workers ran may read an old snapshot (SQLite).
         print_summary(load_study(open_storage(url), study_name, url=url), args.storage, started)
         return rc
+
+
+def _enqueue_rechecks(url: str, study_name: str, top: int) -> bool:
+    """``run --recheck K`` after the search: enqueue the rechecks (``_recheck.py``); False where the
+    study has no COMPLETE trial to recheck (said, not an error: the search itself ran)."""
+    from ._recheck import candidates
+    from ._recheck import enqueue_rechecks
+    from ._study import load_study
+    from .storage import open_storage
+
+    study = load_study(open_storage(url), study_name, url=url)  # fresh: what the workers wrote
+    if not candidates(study, top):
+        print("recheck: no COMPLETE trial to recheck", flush=True)
+        return False
+    numbers, n, _ = enqueue_rechecks(study, top=top, repeats=DEFAULT_REPEATS)
+    print(f"recheck: {n} more run(s) of trial(s) {', '.join(map(str, numbers))}, unpruned", flush=True)
+    return True
 
 
 def _worker_config(args: argparse.Namespace, study: str, n_trials: int | None) -> WorkerConfig:
@@ -591,6 +667,8 @@ class Status(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from ._claim import split_surplus
+        from ._recheck import pick
+        from ._recheck import pick_line
         from ._study import load_study
         from ._summary import fmt
         from ._summary import format_params
@@ -613,6 +691,9 @@ class Status(Command):
                 f"best: trial {best.number} value {fmt(best.value)} best_epoch {best.user_attrs.get('best_epoch')} "
                 f"cache {'yes' if best.user_attrs.get('feature_cache') else 'no'} params {format_params(best.params)}"
             )
+            chosen = pick(study)
+            if chosen is not None and chosen.measurements > 1:
+                print(f"pick (export): {pick_line(chosen)}")
         print(f"{'#':>4} {'state':<8} {'value':>7} {'epochs':>6} {'seconds':>8} {'cache':>5}  note")
         for t in trials:
             a = t.user_attrs
@@ -650,7 +731,11 @@ class Export(Command):
         text = dump(doc, fmt)
         if args.output:
             write_output(args.output, text)
-            print(f"trial {doc['trial']} (value {doc['value']:.4f}, best epoch {doc['best_epoch']}) -> {args.output}")
+            runs = len(doc["measured_by"])
+            how = f", mean of {runs} runs" if runs > 1 else ""
+            print(
+                f"trial {doc['trial']} (value {doc['value']:.4f}{how}, best epoch {doc['best_epoch']}) -> {args.output}"
+            )
         else:
             sys.stdout.write(text)
         return 0
@@ -801,6 +886,7 @@ COMMANDS: list[type[Command]] = [
     Tasks,
     Create,
     Extend,
+    Recheck,
     WorkerCmd,
     Run,
     Launch,

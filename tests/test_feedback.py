@@ -139,12 +139,13 @@ def test_run_ends_with_the_summary_and_long_trials_print_epoch_lines(tmp_path: P
         ln for ln in lines if re.fullmatch(r"trial \d epoch [12]/2 loss=\S+ val_accuracy=0\.\d{1,4} seconds=\S+", ln)
     ]
     assert len(epochs) == 4, run.stdout
-    tail = lines[-5:]
+    tail = lines[-6:]
     assert re.fullmatch(r"done in \d+\.\d s: 2 trial\(s\) run here, study 'demo' has COMPLETE 2", tail[0]), tail
     assert re.fullmatch(r"best: trial \d value=0\.\d{1,4} best_epoch=\d params=\{.*\}", tail[1]), tail
     assert tail[2] == f"next: hpsearch export --study demo --storage {url} -o best.json"
     assert tail[3] == f"      hpsearch report --study demo --storage {url} -o report.html"
     assert tail[4] == f"      hpsearch dashboard --storage {url}"
+    assert tail[5].startswith(f"      hpsearch recheck --study demo --storage {url}   (before export: the 5 best")
     # no 16-digit floats anywhere: params and values have 4 significant digits
     trial_lines = [ln for ln in lines if ln.startswith("trial ") and " COMPLETE " in ln]
     assert len(trial_lines) == 2

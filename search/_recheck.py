@@ -1,0 +1,166 @@
+"""Re-measuring the top configurations before one is picked (``hpsearch recheck``, ``export``).
+
+Why: a trial's value is its best validation accuracy over the epochs of one training run. With
+training noise (seed, data order) and a small validation split (mnist_mlp on the t10k data: 1,000
+images, a binomial sd of ~0.007 at 0.95), the trial ``study.best_trial`` names is the luckiest
+measurement, often of a configuration worth less than a runner-up: the winner's curse. On the
+replay benchmark (BENCHMARKS.md, 2026-12-05) the search's pick was worth less than the seed
+baseline's own configuration in every seed, though it beat the baseline's measured value in 91 %.
+
+What: ``enqueue_rechecks`` enqueues the ``top`` best configurations again (``repeats`` times each)
+with ``Study.enqueue_trial`` and the user attribute ``recheck_of`` (the original trial's number),
+and raises the study's cap by as many trials (as ``extend`` would), so that any worker trains
+them next. A worker trains a recheck for all of the study's epochs, never pruned, with its own
+seed (the trial's number). ``pick`` is what ``export``, ``status`` and the summaries use: once a
+configuration has a COMPLETE recheck, the pick is the rechecked configuration whose mean
+validation curve over its runs (the original's included) is best, at that curve's best epoch;
+before any recheck, ``study.best_trial``. Optuna has no notion of repeated measurements of one
+configuration (its ``best_trial`` is the single best value), hence this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+import json
+import math
+from typing import Any
+
+from ._errors import UsageError
+
+RECHECK_ATTR = "recheck_of"
+# The setting measured on the replay benchmark (BENCHMARKS.md, stop 24): the 5 best, 2 more runs each.
+DEFAULT_TOP = 5
+DEFAULT_REPEATS = 2
+
+
+def is_recheck(trial: Any) -> bool:
+    return trial.user_attrs.get(RECHECK_ATTR) is not None
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def candidates(study: Any, top: int) -> list[Any]:
+    """The ``top`` best COMPLETE trials of distinct params (by value, earliest of equals), rechecks
+    and surplus trials left out: the configurations a recheck retrains."""
+    import optuna
+
+    from ._claim import is_surplus
+
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    ranked = sorted(
+        (t for t in trials if not is_recheck(t) and not is_surplus(t) and t.value is not None),
+        key=lambda t: (-t.value, t.number),
+    )
+    out: list[Any] = []
+    seen: set[str] = set()
+    for t in ranked:
+        k = _key(t.params)
+        if k not in seen:
+            seen.add(k)
+            out.append(t)
+        if len(out) == top:
+            break
+    return out
+
+
+def enqueue_rechecks(study: Any, *, top: int, repeats: int) -> tuple[list[int], int, int]:
+    """Enqueue ``repeats`` rechecks of each of the ``top`` best configurations and raise the cap by
+    as many. Returns (the original trials' numbers, the number enqueued, the new cap or -1 where the
+    study has no cap). ``UsageError`` (nothing written) where the study has no COMPLETE trial."""
+    from ._claim import study_lock
+    from ._extend import finished_trials
+    from ._extend import set_cap
+    from ._study import read_settings
+
+    if top < 1 or repeats < 1:
+        raise UsageError("--top and --repeats must be 1 or more")
+    chosen = candidates(study, top)
+    if not chosen:
+        raise UsageError(
+            f"study {study.study_name!r} has no COMPLETE trial to recheck; run `hpsearch worker --study "
+            f"{study.study_name}` first"
+        )
+    n = len(chosen) * repeats
+    with study_lock(study):
+        # The cap first: a recheck enqueued beyond the cap would be marked surplus, never trained.
+        current = read_settings(study)
+        cap = -1
+        if current.n_trials is not None:
+            cap = current.n_trials + n
+            set_cap(study, current, cap, finished_trials(study), by="recheck")
+        for _ in range(repeats):
+            for t in chosen:
+                study.enqueue_trial(t.params, user_attrs={RECHECK_ATTR: t.number})
+    return [t.number for t in chosen], n, cap
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The configuration ``export`` writes: its first trial, the value and best epoch ``export``
+    reports, and the trials measured (one: no recheck; more: the value is their mean curve's)."""
+
+    trial: Any
+    value: float
+    best_epoch: int | None
+    trials: list[int] = field(default_factory=list)
+
+    @property
+    def measurements(self) -> int:
+        return len(self.trials)
+
+
+def _curve(trial: Any) -> list[float] | None:
+    hist = (trial.user_attrs.get("history") or {}).get("val_accuracy")
+    if not hist:
+        return None
+    return [v if v is not None and math.isfinite(v) else 0.0 for v in hist]
+
+
+def pick(study: Any) -> Pick | None:
+    """The pick (module doc); None before any COMPLETE trial."""
+    import optuna
+
+    from ._claim import is_surplus
+
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if not is_surplus(t) and t.value is not None
+    ]
+    if not complete:
+        return None
+    by_number = {t.number: t for t in complete}
+    groups: dict[int, list[Any]] = {}
+    for t in complete:
+        if is_recheck(t) and int(t.user_attrs[RECHECK_ATTR]) in by_number:
+            groups.setdefault(int(t.user_attrs[RECHECK_ATTR]), []).append(t)
+    if not groups:
+        best = study.best_trial
+        return Pick(best, float(best.value), best.user_attrs.get("best_epoch"), [best.number])
+    scored = []
+    for origin, rechecks in groups.items():
+        runs = [by_number[origin], *sorted(rechecks, key=lambda t: t.number)]
+        curves = [_curve(t) for t in runs]
+        if all(c for c in curves):
+            n = min(len(c) for c in curves if c)
+            mean = [sum(c[i] for c in curves if c) / len(curves) for i in range(n)]
+            value = max(mean)
+            epoch: int | None = mean.index(value) + 1  # the earliest epoch of the best mean
+        else:  # a trial without a recorded history (not one of hpsearch's): the mean of the values
+            value = sum(float(t.value) for t in runs) / len(runs)
+            epoch = by_number[origin].user_attrs.get("best_epoch")
+        scored.append((value, -origin, Pick(by_number[origin], value, epoch, [t.number for t in runs])))
+    return max(scored, key=lambda s: (s[0], s[1]))[2]
+
+
+def pick_line(p: Pick) -> str:
+    """``trial 12 value=0.9512 best_epoch=7``, and how it was measured where rechecked."""
+    from ._summary import fmt
+
+    text = f"trial {p.trial.number} value={fmt(p.value)} best_epoch={p.best_epoch if p.best_epoch else '-'}"
+    if p.measurements > 1:
+        text += f" (mean of {p.measurements} runs: trials {', '.join(map(str, p.trials))})"
+    return text

@@ -1,0 +1,125 @@
+"""``hpsearch recheck``: the top configurations trained again, and ``export`` picking by their mean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import hpsearch
+import optuna
+import pytest
+
+from hpsearch._recheck import RECHECK_ATTR
+from hpsearch._recheck import enqueue_rechecks
+from hpsearch._recheck import pick
+from hpsearch._study import StudySettings
+from hpsearch._study import create_study
+from hpsearch._study import read_settings
+from hpsearch.storage import open_storage
+
+DIST = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+
+
+def _trial(study: optuna.Study, lr: float, curve: list[float], **attrs: object) -> None:
+    study.add_trial(
+        optuna.create_trial(
+            params={"learning_rate": lr},
+            distributions={"learning_rate": DIST},
+            value=max(curve),
+            user_attrs={"history": {"val_accuracy": curve}, "best_epoch": curve.index(max(curve)) + 1, **attrs},
+        )
+    )
+
+
+def _study(url: str, name: str, cap: int | None = 10) -> optuna.Study:
+    settings = StudySettings(task="digits", n_trials=cap, baselines=False)
+    study, created = create_study(open_storage(url, create_tables=True), name, settings, url=url)
+    assert created
+    return study
+
+
+def test_recheck_enqueues_the_top_distinct_configurations_and_export_picks_by_their_mean(
+    storage_url: str, study_name: str
+) -> None:
+    study = _study(storage_url, study_name)
+    _trial(study, 0.01, [0.90, 0.99])  # trial 0: one lucky epoch
+    _trial(study, 0.003, [0.95, 0.95])  # trial 1
+    _trial(study, 0.01, [0.91, 0.97])  # trial 2: trial 0's configuration again, not a second candidate
+    _trial(study, 0.0001, [0.50, 0.60])  # trial 3
+    assert pick(study).trial.number == 0  # type: ignore[union-attr]  # before a recheck: best_trial
+
+    numbers, n, cap = enqueue_rechecks(study, top=2, repeats=1)
+    assert numbers == [0, 1] and n == 2 and cap == 12
+    assert read_settings(study).n_trials == 12 and study.user_attrs["cap_history"][-1]["by"] == "recheck"
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [(t.system_attrs["fixed_params"]["learning_rate"], t.user_attrs[RECHECK_ATTR]) for t in waiting] == [
+        (0.01, 0),
+        (0.003, 1),
+    ]
+    assert pick(study).trial.number == 0  # type: ignore[union-attr]  # waiting rechecks change nothing yet
+
+    # The rechecks' runs: trial 0's configuration measures 0.80-0.85 again, trial 1's 0.94-0.96.
+    for curve in ([0.80, 0.85], [0.94, 0.96]):
+        trial = study.ask()  # pops the waiting rechecks in order, as a worker would
+        trial.set_user_attr("history", {"val_accuracy": curve})
+        study.tell(trial, max(curve))
+    chosen = pick(study)
+    assert chosen is not None
+    # Means: trial 0's configuration [0.85, 0.92], trial 1's [0.945, 0.955]: trial 1, at epoch 2.
+    assert chosen.trial.number == 1 and chosen.best_epoch == 2 and chosen.trials == [1, 5]
+    assert chosen.value == pytest.approx(0.955)
+
+
+def test_recheck_of_a_study_without_a_complete_trial_is_refused_and_writes_nothing(
+    tmp_path: Path, study_name: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    study = _study(url, study_name, cap=5)
+    before = (len(study.trials), study.user_attrs)
+    r = hpsearch("recheck", "--study", study_name, "--storage", url, check=False, cwd=tmp_path)
+    assert r.returncode == 2
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "no COMPLETE trial" in err[0] and f"hpsearch worker --study {study_name}" in err[0]
+    study = optuna.load_study(study_name=study_name, storage=url)
+    assert (len(study.trials), study.user_attrs) == before
+
+
+def test_a_recheck_trains_every_epoch_unpruned_and_export_writes_the_mean(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    # `run --recheck 2`: the search, then the two best configurations twice more each, one summary.
+    run = hpsearch(
+        *("run", "--task", "digits", "--study", "demo", "--n-trials", "4", "--max-epochs", "3", "--storage", url),
+        *("--recheck", "2"),
+        cwd=tmp_path,
+    ).stdout
+    assert "recheck: " in run and run.count("done in ") == 1 and "pick (export): trial" in run
+    # `hpsearch recheck` + a worker: the best single run's configuration once more.
+    out = hpsearch("recheck", "--study", "demo", "--top", "1", "--repeats", "1", "--storage", url, cwd=tmp_path).stdout
+    assert "1 recheck(s) of trial(s)" in out and "cap raised to" in out and "hpsearch worker --study demo" in out
+    w = hpsearch("worker", "--study", "demo", "--storage", url, cwd=tmp_path).stdout
+    study = optuna.load_study(study_name="demo", storage=url)
+    rechecks = [t for t in study.trials if t.user_attrs.get(RECHECK_ATTR) is not None]
+    assert len(rechecks) >= 2 and all(t.state.name == "COMPLETE" for t in rechecks)
+    assert all(t.user_attrs["epochs_run"] == 3 for t in rechecks)  # never pruned
+    assert f"recheck_of={rechecks[-1].user_attrs[RECHECK_ATTR]}" in w
+    hpsearch("export", "--study", "demo", "-o", "best.json", "--storage", url, cwd=tmp_path)
+    doc = json.loads((tmp_path / "best.json").read_text())
+    origin = study.trials[doc["trial"]]
+    runs = [origin, *(t for t in rechecks if t.user_attrs[RECHECK_ATTR] == origin.number)]
+    assert doc["measured_by"] == [t.number for t in runs] and len(runs) >= 2
+    curves = [t.user_attrs["history"]["val_accuracy"] for t in runs]
+    mean = [sum(v) / len(v) for v in zip(*curves)]
+    assert doc["value"] == pytest.approx(max(mean)) and doc["best_epoch"] == mean.index(max(mean)) + 1
+    assert doc["params"] == origin.params
+    # Every other rechecked configuration's mean is no better.
+    for o in {t.user_attrs[RECHECK_ATTR] for t in rechecks} - {origin.number}:
+        group = [study.trials[o], *(t for t in rechecks if t.user_attrs[RECHECK_ATTR] == o)]
+        assert (
+            max(sum(v) / len(v) for v in zip(*(t.user_attrs["history"]["val_accuracy"] for t in group))) <= doc["value"]
+        )
+    status = hpsearch("status", "--study", "demo", "--storage", url, cwd=tmp_path).stdout
+    assert "pick (export): trial" in status and f"recheck of {origin.number}" in status
+    hpsearch("report", "--study", "demo", "-o", "r.html", "--storage", url, cwd=tmp_path)
+    html = (tmp_path / "r.html").read_text()
+    assert "<th>export&#x27;s pick (rechecked)</th>" in html
+    assert f"trial {origin.number} value=" in html
