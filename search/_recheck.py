@@ -4,8 +4,9 @@ Why: a trial's value is its best validation accuracy over the epochs of one trai
 training noise (seed, data order) and a small validation split (mnist_mlp on the t10k data: 1,000
 images, a binomial sd of ~0.007 at 0.95), the trial ``study.best_trial`` names is the luckiest
 measurement, often of a configuration worth less than a runner-up: the winner's curse. On the
-replay benchmark (BENCHMARKS.md, 2026-12-05) the search's pick was worth less than the seed
-baseline's own configuration in every seed, though it beat the baseline's measured value in 91 %.
+replay benchmark (BENCHMARKS.md, 2026-12-05) the search's pick was never worth more than the seed
+baseline's own configuration, and less in 95 of 100 seeds, though it beat the baseline's measured
+value in 91 %.
 
 What: ``enqueue_rechecks`` enqueues the ``top`` best configurations again (``repeats`` times each)
 with ``Study.enqueue_trial`` and the user attribute ``recheck_of`` (the original trial's number),
