@@ -62,13 +62,35 @@ def run_worker(
     *,
     started: float | None = None,
     storage_flag: str | None = None,
-    summary: bool = True,
 ) -> int:
-    """Open the study, load the data once, run trials. Used by ``worker`` and in-process ``run``.
+    """Open the study, load the data once, run trials; the exit status. Used by ``worker``.
 
     Ends with the summary (best trial, next commands) unless a launcher started this worker
-    (``$HPSEARCH_WORKER_ID``), which prints one for the whole study, or ``summary`` is False (``run
-    --recheck``: one summary after the rechecks)."""
+    (``$HPSEARCH_WORKER_ID``), which prints one for the whole study."""
+    return run_worker_pass(config, url, data, started=started, storage_flag=storage_flag).rc
+
+
+@dataclass(frozen=True)
+class WorkerPass:
+    """What one ``run_worker_pass`` did: its exit status and the trials it ran."""
+
+    rc: int
+    ran: int
+
+
+def run_worker_pass(
+    config: WorkerConfig,
+    url: str,
+    data: Data | None = None,
+    *,
+    started: float | None = None,
+    storage_flag: str | None = None,
+    summary: bool = True,
+    after: WorkerPass | None = None,
+) -> WorkerPass:
+    """``run_worker`` for in-process ``run``, which may run two passes (``run --recheck``): the search
+    with ``summary=False``, then the rechecks with ``after=`` the first pass. A second pass does not
+    repeat the scheduler and pid lines, and its summary counts the trials of both passes."""
     import time
 
     from ._summary import print_summary
@@ -99,7 +121,8 @@ def run_worker(
     reconcile_with_study(study, config.heartbeat_interval, config.grace_period)  # exit 2 if it clashes
     worker_id = os.environ.get("HPSEARCH_WORKER_ID")
     prefix = f"[{worker_id}] " if worker_id else ""
-    emit(f"{prefix}{index.describe()}")  # before anything can end the worker: which scheduler it saw
+    if after is None:
+        emit(f"{prefix}{index.describe()}")  # before anything can end the worker: which scheduler it saw
     from ._extend import finished_trials
 
     if settings.n_trials is not None and finished_trials(study) >= settings.n_trials:
@@ -107,7 +130,7 @@ def run_worker(
             f"study {config.study!r} has reached its cap of {settings.n_trials} finished trials: nothing to run; "
             f"raise it with `hpsearch extend --study {config.study} --n-trials N` (or --add K)"
         )
-        return 0
+        return WorkerPass(0, 0)
     from ._fingerprint import check_data
     from ._fingerprint import files_fingerprint
     from ._fingerprint import split_counts
@@ -123,10 +146,11 @@ def run_worker(
         study, {**fingerprint, "splits": split_counts(data)}, allow_other_data=config.allow_other_data, record=True
     )
     set_memory_growth()
-    emit(
-        f"{prefix}worker pid {os.getpid()} study {config.study!r} task {settings.task} "
-        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}"
-    )
+    if after is None:
+        emit(
+            f"{prefix}worker pid {os.getpid()} study {config.study!r} task {settings.task} "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}; data: {data.description}"
+        )
     if not study.user_attrs.get("dataset"):
         try:
             study.set_user_attr("dataset", data.description)
@@ -147,11 +171,12 @@ def run_worker(
     n = worker.run()
     why = f"stopped by {signal.Signals(worker.stop_signal).name}" if worker.stop_signal else "budget spent"
     emit(f"{prefix}worker done: {n} trial(s) run, {why}")
+    ran = n + (after.ran if after is not None else 0)
     if not worker_id and summary:
-        print_summary(study, storage_flag, started, ran=n)
+        print_summary(study, storage_flag, started, ran=ran)
     if worker.stop_signal:
         hard_exit(0)  # study writes done; skip an interpreter shutdown that tf.data can deadlock
-    return 0
+    return WorkerPass(0, ran)
 
 
 def _quiet_optuna() -> None:

@@ -22,6 +22,7 @@ from ._recheck import DEFAULT_REPEATS
 from ._recheck import DEFAULT_TOP
 from ._runworker import WorkerConfig
 from ._runworker import run_worker
+from ._runworker import run_worker_pass
 from .objectives._fit import precision_setting
 from .storage import mask_text
 from .storage import mask_url
@@ -469,12 +470,19 @@ class Run(Command):
         if args.workers == 1:
             # In-process, reusing the data loaded above.
             os.environ.setdefault("HPSEARCH_WORKER_INDEX", "0")
-            rc = run_worker(
+            search = run_worker_pass(
                 config, url, data=data, started=started, storage_flag=args.storage, summary=not args.recheck
             )
-            if rc == 0 and args.recheck and _enqueue_rechecks(url, study_name, args.recheck):
-                rc = run_worker(config, url, data=data, started=started, storage_flag=args.storage)
-            return rc
+            if search.rc != 0 or not args.recheck:
+                return search.rc
+            if not _enqueue_rechecks(url, study_name, args.recheck):
+                from ._study import load_study
+                from ._summary import print_summary
+
+                # The summary the search pass held back.
+                print_summary(load_study(open_storage(url), study_name, url=url), args.storage, started, search.ran)
+                return 0
+            return run_worker_pass(config, url, data=data, started=started, storage_flag=args.storage, after=search).rc
         from ._launch import Launcher
         from ._launch import plan_slots
         from ._study import load_study

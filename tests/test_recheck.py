@@ -93,6 +93,11 @@ def test_a_recheck_trains_every_epoch_unpruned_and_export_writes_the_mean(tmp_pa
         cwd=tmp_path,
     ).stdout
     assert "recheck: " in run and run.count("done in ") == 1 and "pick (export): trial" in run
+    # One summary for both passes: it counts the search's trials and the rechecks, and the worker's
+    # pid line is not repeated by the second pass.
+    n_run = len(optuna.load_study(study_name="demo", storage=url).trials)
+    assert n_run > 4 and "done in " in run and f": {n_run} trial(s) run here, " in run
+    assert run.count("worker pid ") == 1 and run.count("worker done: ") == 2
     # `hpsearch recheck` + a worker: the best single run's configuration once more.
     out = hpsearch("recheck", "--study", "demo", "--top", "1", "--repeats", "1", "--storage", url, cwd=tmp_path).stdout
     assert "1 recheck(s) of trial(s)" in out and "cap raised to" in out and "hpsearch worker --study demo" in out
@@ -123,3 +128,17 @@ def test_a_recheck_trains_every_epoch_unpruned_and_export_writes_the_mean(tmp_pa
     html = (tmp_path / "r.html").read_text()
     assert "<th>export&#x27;s pick (rechecked)</th>" in html
     assert f"trial {origin.number} value=" in html
+
+
+def test_run_recheck_with_nothing_to_recheck_still_ends_with_the_summary(tmp_path: Path) -> None:
+    # A search pass that ran no trial (its time spent at once): nothing to recheck, said, and the
+    # summary the search pass held back is printed all the same.
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    run = hpsearch(
+        *("run", "--task", "digits", "--study", "d", "--n-trials", "2", "--timeout", "0.001", "--storage", url),
+        *("--recheck", "2"),
+        cwd=tmp_path,
+    ).stdout
+    assert "recheck: no COMPLETE trial to recheck" in run
+    assert "done in " in run and ": 0 trial(s) run here, " in run and "best: none yet" in run
+    assert "hpsearch recheck" not in run  # nothing to recheck yet: not suggested
