@@ -644,6 +644,7 @@ def build(results: Path) -> str:
     replays = [json.loads(p.read_text()) for p in sorted((results / "replay").glob("*_budget*.json"))]
     replays.sort(
         key=lambda r: (
+            r["task"] != "mnist_mlp",  # the first task's runs, then the second landscape's
             r["table"].get("lookup") != "surrogate",
             r["table"].get("peer_cost", "trial-path") != "trial-path",
             min(map(int, r["summary"])),
@@ -659,7 +660,7 @@ def build(results: Path) -> str:
             "hpsearch's training clock (the search alone) or, where the heading says so, the peers on a plain "
             "`model.fit`'s (the product against a ten-line script); table built by "
             "`benchmarks/replay_table.py`). Each section names the command that produced it; all of them "
-            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min), "
+            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min, the mnist_cnn run ~8 min), "
             "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
             "",
             "**Read first:** from 2026-11-23 to 2026-12-04 hpsearch's TPE sampled at random whenever it pruned "

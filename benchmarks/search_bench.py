@@ -260,6 +260,23 @@ def kt_params_mnist_mlp(hp: Any) -> dict[str, Any]:
     return params
 
 
+def kt_params_mnist_cnn(hp: Any) -> dict[str, Any]:
+    n = hp.Int("n_blocks", 1, 3)
+    params: dict[str, Any] = {"n_blocks": n}
+    for i in range(3):
+        with hp.conditional_scope("n_blocks", list(range(i + 1, 4))):
+            filters = hp.Int(f"filters_{i}", 16, 128, sampling="log")
+        if i < n:
+            params[f"filters_{i}"] = filters
+    params["kernel_size"] = hp.Choice("kernel_size", [3, 5])
+    params["dropout"] = hp.Float("dropout", 0.0, 0.6)
+    params["dense_units"] = hp.Int("dense_units", 0, 256, step=32)  # 0 = no hidden dense layer
+    params["optimizer"] = hp.Choice("optimizer", ["adam", "sgd", "rmsprop"])
+    params["learning_rate"] = hp.Float("learning_rate", 1e-4, 1e-1, sampling="log")
+    params["batch_size"] = hp.Int("batch_size", 32, 256, sampling="log")
+    return params
+
+
 def kt_params_cifar10_cnn(hp: Any) -> dict[str, Any]:
     params: dict[str, Any] = {}
     params["n_blocks"] = hp.Int("n_blocks", 2, 4)
@@ -281,7 +298,11 @@ def kt_params_cifar10_cnn(hp: Any) -> dict[str, Any]:
     return params
 
 
-KT_SPACES = {"mnist_mlp": kt_params_mnist_mlp, "cifar10_cnn": kt_params_cifar10_cnn}
+KT_SPACES = {
+    "mnist_mlp": kt_params_mnist_mlp,
+    "mnist_cnn": kt_params_mnist_cnn,
+    "cifar10_cnn": kt_params_cifar10_cnn,
+}
 
 
 def run_keras_tuner(
