@@ -114,6 +114,9 @@ def train_one(
         "wall_seconds": round(wall, 3),
         "cpu_seconds": round(time.process_time() - cpu0, 3),
         "error": error or attrs.get("fail_reason"),
+        # The Keras dtype policy the trial trained under (`objectives/_fit.py`): the CNNs train in
+        # mixed_bfloat16 on a CPU with AMX-BF16 and in float32 elsewhere, at several times the cost.
+        "precision": attrs.get("precision"),
     }
 
 
