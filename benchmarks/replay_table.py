@@ -72,6 +72,24 @@ def configurations(task: Any, n: int, space_seed: int) -> list[dict[str, Any]]:
     return out
 
 
+def recorded_on(rows: list[dict[str, Any]]) -> set[tuple[str, str | None]]:
+    """The (CPU model, precision) pairs a table's rows were trained on (precision None: not recorded,
+    rows from before 2026-12-05, stop 25). One table holds one pair: its seconds are the replay's clock,
+    and a row trained in bfloat16 on another CPU is a different measurement (NOTES, stop 25)."""
+    return {(str(r.get("cpu_model", "?")), r.get("precision")) for r in rows}
+
+
+def machine_mismatch(rows: list[dict[str, Any]], cpu: str, precision: str | None) -> str | None:
+    """Why rows recorded here (``cpu``, ``precision``) cannot join ``rows``; None when they can."""
+    cpus = {c for c, _ in recorded_on(rows)}
+    precisions = {p for _, p in recorded_on(rows) if p is not None}
+    if cpus and cpus != {cpu}:
+        return f"its rows were trained on {', '.join(sorted(cpus))}, and this machine is {cpu}"
+    if precision is not None and precisions and precisions != {precision}:
+        return f"its rows were trained in {', '.join(sorted(precisions))}, and this machine trains in {precision}"
+    return None
+
+
 def done_indices(path: Path) -> set[int]:
     if not path.exists():
         return set()
@@ -134,8 +152,17 @@ def lane(
     path.parent.mkdir(parents=True, exist_ok=True)
     done = done_indices(path)
     todo = [i for i in range(len(configs)) if i % lanes == lane_index and i not in done]
-    data = task.load_data(str(DATA_DIRS[task_name]), seed=0, options={})
     machine = _machine.cpu_model()
+    from hpsearch.objectives._fit import precision_policy
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    why = machine_mismatch(rows, machine, precision_policy(task))
+    if why is not None:
+        sys.exit(
+            f"error: cannot add rows to {path}: {why}. Finish the table on that machine, or move its rows "
+            "aside and build it here from the start."
+        )
+    data = task.load_data(str(DATA_DIRS[task_name]), seed=0, options={})
     t_start = time.time()
     for k, i in enumerate(todo):
         if i in done_indices(path):  # another process (a restarted lane) did it meanwhile

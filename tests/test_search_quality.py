@@ -462,3 +462,24 @@ def test_recheck_retrains_the_top_configurations_and_picks_by_the_mean_of_their_
     assert counts["rechecks"] == 1 and incumbent[-1] == (32.965, 0.895)
     incumbent, counts, _ = recheck(20.0)
     assert incumbent == [(10.0, 0.99)] and "rechecks" not in counts
+
+
+def test_a_replay_table_holds_rows_of_one_machine_and_one_precision(tmp_path: Path) -> None:
+    """The rows' seconds are the replay's clock: a table trained on two CPUs (or in two precisions) is
+    refused by the replay and by the table builder (benchmarks/NOTES.md, stop 25)."""
+    import replay_bench
+    import replay_table
+
+    xeon = [{"cpu_model": "Xeon", "precision": None}, {"cpu_model": "Xeon", "precision": "mixed_bfloat16"}]
+    assert replay_table.machine_mismatch(xeon, "Xeon", "mixed_bfloat16") is None
+    assert replay_table.machine_mismatch([], "EPYC", "float32") is None
+    assert "Xeon" in (replay_table.machine_mismatch(xeon, "EPYC", "mixed_bfloat16") or "")
+    assert "mixed_bfloat16" in (replay_table.machine_mismatch(xeon, "Xeon", "float32") or "")
+
+    row = {"params": {"learning_rate": 0.01}, "val_accuracy": [0.5], "epoch_seconds": [1.0], "max_epochs": 1}
+    path = tmp_path / "digits.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({**row, "index": i, "cpu_model": c}) for i, c in enumerate(["Xeon", "EPYC"])) + "\n"
+    )
+    with pytest.raises(SystemExit, match="mixes rows trained on"):
+        replay_bench.load_table("digits", 1, path)
