@@ -491,7 +491,8 @@ def replay_section(r: dict[str, Any]) -> str:
                 if tb.get("noise_neighbours")
                 else "). "
             )
-            + f"The baseline's accuracy is its mean over its 4 seeds, {tb['baseline_value']:.4f}.",
+            + f"The baseline's accuracy, {tb['baseline_value']:.4f}, is its mean over its seeds where the "
+            "baseline is among the repeated configurations, else its one recorded run.",
             "",
         ]
     else:
@@ -515,6 +516,22 @@ def replay_section(r: dict[str, Any]) -> str:
             "cost): **the search alone**.",
             "",
         ]
+    hs = r.get("hpsearch_settings")
+    lines += [
+        (
+            f"hpsearch's rows: settings version {hs['version']}, a complete trial's value the best mean of "
+            f"{hs['value_window']} consecutive epochs."
+            if hs
+            else "hpsearch's rows: settings before version 4, a complete trial's value its single best epoch."
+        )
+        + (
+            " `hpsearch-v3*`: the same seeds with the default before version 4 (a trial's value its single best "
+            "epoch; versions 2 and 3 prune these tasks alike)."
+            if any(m.startswith("hpsearch-v3") for by in r["runs"].values() for m in by)
+            else ""
+        ),
+        "",
+    ]
     if r.get("command"):
         lines += [f"Command: `{r['command']}`", ""]
     for w, kinds in sorted(r["summary"].items(), key=lambda kv: int(kv[0])):
@@ -660,7 +677,7 @@ def build(results: Path) -> str:
             "hpsearch's training clock (the search alone) or, where the heading says so, the peers on a plain "
             "`model.fit`'s (the product against a ten-line script); table built by "
             "`benchmarks/replay_table.py`). Each section names the command that produced it; all of them "
-            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min, the mnist_cnn run ~8 min), "
+            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min, the two mnist_cnn runs ~8 and ~4 min on 2026-12-05), "
             "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
             "",
             "**Read first:** from 2026-11-23 to 2026-12-04 hpsearch's TPE sampled at random whenever it pruned "

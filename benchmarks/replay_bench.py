@@ -407,6 +407,15 @@ def load_table(
 
     path = path or _machine.RESULTS / "replay" / f"{task_name}.jsonl"
     rows = _jsonl(path)
+    from replay_table import recorded_on
+
+    on = recorded_on(rows)
+    if len({c for c, _ in on}) > 1 or len({p for _, p in on if p is not None}) > 1:
+        # The rows' seconds are the clock: rows from two machines or precisions make a clock of neither.
+        raise SystemExit(
+            f"error: {path} mixes rows trained on {sorted(on, key=str)}; replay a table recorded on one "
+            "machine in one precision (benchmarks/NOTES.md, stop 25)"
+        )
     table: Table
     if surrogate:
         rpath = path.with_name(f"{path.stem}_repeats.jsonl")
@@ -493,18 +502,37 @@ def _hpsearch_settings(**settings: Any) -> tuple[Callable[[int, int], Any], Call
 def methods() -> dict[str, Method]:
     import optuna
 
+    from hpsearch._study import DEFAULT_VALUE_WINDOW
     from hpsearch._study import StudySettings
 
     hs, hp = _hpsearch_settings()
     fs = StudySettings(task="replay").first_step  # the step hpsearch's new studies report after epoch 1
+    vw = DEFAULT_VALUE_WINDOW  # a complete trial's value in hpsearch's new studies (settings version 4)
     out = {
         # The default: baselines enqueued first, no prior (the prior is opt-in: --baseline-prior).
-        "hpsearch": Method("hpsearch", hs, hp, baselines=True, hpsearch=True, prune_last_epoch=False, first_step=fs),
+        "hpsearch": Method(
+            "hpsearch", hs, hp, baselines=True, hpsearch=True, prune_last_epoch=False, first_step=fs, smooth=vw
+        ),
         "hpsearch-prior": Method(
-            "hpsearch-prior", hs, hp, baselines=True, prior=True, hpsearch=True, prune_last_epoch=False, first_step=fs
+            "hpsearch-prior",
+            hs,
+            hp,
+            baselines=True,
+            prior=True,
+            hpsearch=True,
+            prune_last_epoch=False,
+            first_step=fs,
+            smooth=vw,
         ),
         "hpsearch-nobaseline": Method(
-            "hpsearch-nobaseline", hs, hp, hpsearch=True, prune_last_epoch=False, first_step=fs
+            "hpsearch-nobaseline", hs, hp, hpsearch=True, prune_last_epoch=False, first_step=fs, smooth=vw
+        ),
+        # Settings version 3, the default until stop 26: a complete trial's value is its best epoch.
+        "hpsearch-v3": Method(
+            "hpsearch-v3", hs, hp, baselines=True, hpsearch=True, prune_last_epoch=False, first_step=fs
+        ),
+        "hpsearch-v3-nobaseline": Method(
+            "hpsearch-v3-nobaseline", hs, hp, hpsearch=True, prune_last_epoch=False, first_step=fs
         ),
         # Ablations of the baselines' use: enqueued only (no prior), and a lighter prior.
         "hpsearch-prior0.2": Method(
@@ -517,6 +545,7 @@ def methods() -> dict[str, Method]:
             hpsearch=True,
             prune_last_epoch=False,
             first_step=fs,
+            smooth=vw,
         ),
         "tpe": Method("tpe", _tpe(), _nop),
         "tpe-hyperband": Method("tpe-hyperband", _tpe(), _optuna_hyperband),
@@ -1077,15 +1106,30 @@ def resummarize(path: Path) -> None:
     print(f"resummarized {path}")
 
 
-def merge(paths: list[Path], out: Path, replace: list[Path] | None = None) -> None:
+def hpsearch_settings_record() -> dict[str, int]:
+    from hpsearch._study import DEFAULT_VALUE_WINDOW
+    from hpsearch._study import FORMAT_VERSION
+
+    return {"version": FORMAT_VERSION, "value_window": DEFAULT_VALUE_WINDOW}
+
+
+def merge(
+    paths: list[Path], out: Path, replace: list[Path] | None = None, rename: dict[str, str] | None = None
+) -> None:
     """One result file from the runs of several: each method's runs from the first file that has
     them, except that a method in a ``replace`` file takes its runs from there (the first such file).
+    ``rename`` (old -> new, new "" drops it) renames methods of the ``paths`` files, not of the
+    replacements: how an earlier default's runs stay beside a new default's (``hpsearch-v3*``).
     The files must replay the same task, budget, seeds and landscape. Runs of hpsearch's
     strategies do not depend on ``--peer-cost`` (only the peers' clock does), so they may come from
     a file with the other setting; a peer's runs may not."""
     replace = replace or []
     paths = [*replace, *paths]  # the replacements first: a method's runs come from the first file
     docs = [json.loads(p.read_text()) for p in paths]
+    for doc in docs[len(replace) :]:
+        for w, by_method in doc["runs"].items():
+            renamed = {(rename or {}).get(m, m): rs for m, rs in by_method.items()}
+            doc["runs"][w] = {m: rs for m, rs in renamed.items() if m}
     first = docs[len(replace)]  # the first file of ``paths`` gives the clock and the table's record
     same = ("task", "budget", "seeds", "seed_offset", "max_epochs")
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -1112,9 +1156,20 @@ def merge(paths: list[Path], out: Path, replace: list[Path] | None = None) -> No
             baseline_value=_recorded_baseline_value(first),
             baseline_expected=first["table"].get("baseline_expected"),
         ),
+        # The settings of the file the hpsearch* runs came from (the first that has them); none recorded
+        # before stop 26: settings version 3, a trial's value its best epoch.
+        hpsearch_settings=next(
+            (
+                d.get("hpsearch_settings")
+                for d in docs
+                if any(m.startswith("hpsearch") for by_method in d["runs"].values() for m in by_method)
+            ),
+            None,
+        ),
         command=" ; ".join(f"[{p.name}] {d.get('command')}" for p, d in zip(paths, docs)),
         seconds=round(sum(d.get("seconds", 0.0) for d in docs), 1),
         merged_from=[p.name for p in paths],
+        **({"renamed": rename} if rename else {}),
     )
     if replace:
         first["replaced"] = [
@@ -1135,6 +1190,7 @@ def merge(paths: list[Path], out: Path, replace: list[Path] | None = None) -> No
 REPORT_METHODS = "hpsearch,hpsearch-nobaseline,hpsearch-prior,tpe,tpe-hyperband,random,kt-hyperband"
 # The defaults were chosen on seeds 0-99 (the candidates' screen); the report runs seeds 100-199.
 _REPORT = ["--seeds", "100", "--seed-offset", "100", "--budget", "420"]
+_CNN = ["--seeds", "100", "--seed-offset", "100", "--budget", "1200"]
 ALL_RUNS: list[list[str]] = [
     ["--surrogate", *_REPORT, "--methods", REPORT_METHODS],
     ["--surrogate", *_REPORT, "--workers", "4", "--methods", "hpsearch,hpsearch-nobaseline,tpe,tpe-hyperband,random"],
@@ -1151,9 +1207,11 @@ ALL_RUNS: list[list[str]] = [
         "--methods",
         "hpsearch,hpsearch-nobaseline,tpe,tpe-hyperband,random",
     ],
-    # A second landscape: mnist_cnn's table (231 of 300 rows, from two machines: NOTES, stop 25; lookup only).
-    # 1200 s holds about as many plain TPE trials there as 420 s does on mnist_mlp's table.
-    ["--task", "mnist_cnn", "--seeds", "100", "--seed-offset", "100", "--budget", "1200", "--methods", REPORT_METHODS],
+    # A second landscape: mnist_cnn's table, recorded on one machine in one precision (an Intel Xeon with
+    # AMX-BF16, mixed_bfloat16: NOTES, stops 25 and 26). 1200 s holds about as many full trials there
+    # (mean 18 s) as 420 s does on mnist_mlp's table (mean 6.2 s).
+    ["--task", "mnist_cnn", "--surrogate", *_CNN, "--methods", REPORT_METHODS],
+    ["--task", "mnist_cnn", *_CNN, "--methods", REPORT_METHODS],
 ]
 _TABLE: Table | None = None
 
@@ -1212,11 +1270,18 @@ def main() -> None:
         metavar="FILE",
         help="with --merge: the methods in these files take their runs from them",
     )
+    ap.add_argument(
+        "--rename",
+        nargs="+",
+        metavar="OLD=NEW",
+        help="with --merge: rename methods of the --merge files (NEW empty: drop them), e.g. hpsearch=hpsearch-v3",
+    )
     a = ap.parse_args()
     if a.merge:
         if not a.out:
             ap.error("--merge needs --out FILE")
-        merge([Path(f) for f in a.merge], Path(a.out), [Path(f) for f in a.replace or []])
+        rename = dict(r.split("=", 1) for r in a.rename or [])
+        merge([Path(f) for f in a.merge], Path(a.out), [Path(f) for f in a.replace or []], rename)
         return
     if a.resummarize:
         for f in a.resummarize:
@@ -1301,6 +1366,8 @@ def run(ap: argparse.ArgumentParser, a: argparse.Namespace, argv: list[str]) -> 
                 else {}
             ),
         },
+        # What the methods named hpsearch* (not c:*) ran: the settings of hpsearch's new studies then.
+        "hpsearch_settings": hpsearch_settings_record(),
         "machine": _machine.machine(),
         "command": "python benchmarks/replay_bench.py " + " ".join(argv),
         "seconds": round(time.time() - t0, 1),

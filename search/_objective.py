@@ -5,6 +5,9 @@ Only ``task.search_space`` sees the trial; ``build_model`` gets a plain dict. Ev
 ``TrialPruned`` when the pruner says so. The step is the number of epochs done (1-based;
 ``first_step=1``), so that a pruner's lowest rung can come after the first epoch; studies of settings
 version 1 count from 0 (Keras' epoch index) and keep doing so (``StudySettings.first_step``).
+
+A complete trial's value is the best mean of ``value_window`` consecutive epochs (settings version 4:
+3 by default; before, 1: the single best epoch), and ``best_epoch`` the last epoch of that window.
 """
 
 from __future__ import annotations
@@ -124,13 +127,16 @@ RECORDED_FIT_INFO = ("feature_cache", "precision", "steps_per_execution", "step_
 class TrialRunner:
     """Runs one trial of ``task`` on ``data`` (loaded once per worker and reused)."""
 
-    def __init__(self, task: Any, data: Any, *, max_epochs: int, seed: int | None, first_step: int = 1) -> None:
+    def __init__(
+        self, task: Any, data: Any, *, max_epochs: int, seed: int | None, first_step: int = 1, value_window: int = 1
+    ) -> None:
         import keras
 
         self.task = task
         self.data = data
         self.max_epochs = max_epochs
         self.first_step = first_step  # the step reported after the first epoch (see the module doc)
+        self.value_window = value_window  # a complete trial's value: best mean of this many epochs
         self.seed = seed
         self._keras = keras
         self.callbacks: list[Any] = []  # extra Keras callbacks for every trial (the worker's stop check)
@@ -184,16 +190,39 @@ class TrialRunner:
             raise optuna.TrialPruned(f"diverged: {e}") from None
         finally:
             extra = {k: run.info[k] for k in RECORDED_FIT_INFO if k in run.info}
-            _record(trial, epoch_log, time.perf_counter() - t0, extra)
+            _record(trial, epoch_log, time.perf_counter() - t0, extra, self.value_window)
         accs = [row["val_accuracy"] for row in epoch_log if math.isfinite(row.get("val_accuracy", math.nan))]
         if not accs:
             raise RuntimeError("no epoch reported val_accuracy")
-        return max(accs)
+        best = windowed_best([row.get("val_accuracy", math.nan) for row in epoch_log], self.value_window)
+        return best[0] if best is not None else max(accs)
 
 
-def _record(trial: Any, epoch_log: list[dict[str, float]], seconds: float, extra: dict[str, Any]) -> None:
-    """One write (one transaction) of the per-epoch history, best epoch (1-based count), wall time
-    and ``extra``."""
+def windowed_best(accs: list[float | None], window: int) -> tuple[float, int] | None:
+    """The best mean of ``window`` consecutive epochs' val accuracy and the 1-based count of the last
+    of them (the earliest of equals); ``window`` 1 is the best single epoch. A window holding a
+    missing or non-finite epoch does not count; with fewer epochs than ``window``, the window is all
+    of them. None when no window counts.
+
+    Written here because it is the trial's own value: Optuna's objective returns one number, and
+    no library reduces a noisy per-epoch curve this way."""
+    w = max(1, min(window, len(accs)))
+    best: tuple[float, int] | None = None
+    for end in range(w, len(accs) + 1):
+        part = accs[end - w : end]
+        if any(a is None or not math.isfinite(a) for a in part):
+            continue
+        mean = sum(part) / w  # type: ignore[arg-type]
+        if best is None or mean > best[0]:
+            best = (mean, end)
+    return best
+
+
+def _record(
+    trial: Any, epoch_log: list[dict[str, float]], seconds: float, extra: dict[str, Any], value_window: int = 1
+) -> None:
+    """One write (one transaction) of the per-epoch history, best epoch (1-based count, the last of the
+    best ``value_window`` consecutive epochs), wall time and ``extra``."""
     from .storage import set_user_attrs
 
     history: dict[str, list[float]] = {}
@@ -208,7 +237,12 @@ def _record(trial: Any, epoch_log: list[dict[str, float]], seconds: float, extra
         "seconds": round(seconds, 3),
         "history": history,
     }
-    if finite:
-        # the earliest epoch with the best accuracy, as a count (train --epochs best uses it)
+    best = windowed_best([row.get("val_accuracy", math.nan) for row in epoch_log], value_window)
+    if best is not None:
+        # the earliest epoch that ends the best window, as a count (train --epochs best uses it)
+        attrs["best_epoch"] = best[1]
+        if value_window > 1:
+            attrs["value_window"] = value_window
+    elif finite:
         attrs["best_epoch"] = max(finite, key=lambda p: (p[0], -p[1]))[1] + 1
     set_user_attrs(trial, attrs)

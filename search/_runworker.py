@@ -156,7 +156,14 @@ def run_worker_pass(
             study.set_user_attr("dataset", data.description)
         except Exception:
             pass
-    runner = TrialRunner(task, data, max_epochs=settings.max_epochs, seed=settings.seed, first_step=settings.first_step)
+    runner = TrialRunner(
+        task,
+        data,
+        max_epochs=settings.max_epochs,
+        seed=settings.seed,
+        first_step=settings.first_step,
+        value_window=settings.value_window or 1,
+    )
     worker = Worker(
         study,
         runner,

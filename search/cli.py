@@ -143,6 +143,13 @@ class Command:
             metavar="N",
             help="epochs before a pruner may first stop a trial (default: the task's own, 1; cifar10_cnn 4)",
         )
+        p.add_argument(
+            "--value-window",
+            type=positive_int,
+            metavar="N",
+            help="a complete trial's value: its best mean of N consecutive epochs' val accuracy (default 3; "
+            "1: its single best epoch)",
+        )
         p.add_argument("--seed", type=non_negative_int, metavar="S", help="sampler and training seed (default 0)")
         p.add_argument(
             "--n-trials",
@@ -188,7 +195,7 @@ def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
     from ._study import StudySettings
 
     given: dict[str, Any] = {}
-    for key in ("sampler", "pruner", "max_epochs", "seed", "n_trials", "prune_after"):
+    for key in ("sampler", "pruner", "max_epochs", "seed", "n_trials", "prune_after", "value_window"):
         if getattr(args, key, None) is not None:
             given[key] = getattr(args, key)
     if getattr(args, "no_baseline", None):
@@ -265,18 +272,35 @@ class Create(Command):
         from ._study import create_study
 
         _quiet_optuna()
-        settings, _ = _settings_from(args, args.task)
+        settings, given = _settings_from(args, args.task)
         from ._study import validate_settings
 
         settings = settings.resolved(validate_settings(settings))  # before anything is written
         storage, url = _open(args, create_tables=True)
-        _, created = create_study(storage, args.study, settings, url=url, exist_ok=args.exist_ok)
+        study, created = create_study(
+            # A value window not asked for is this version's default, not a difference from an older study.
+            storage,
+            args.study,
+            settings,
+            url=url,
+            exist_ok=args.exist_ok,
+            ignore={"value_window"} - given,
+        )
+        if not created:  # what the study holds (an older version's defaults may differ from this one's)
+            from ._study import read_settings
+
+            settings = read_settings(study)
         verb = "created" if created else "exists (same settings)"
         print(
             f"study {args.study!r} {verb} in {mask_url(url)}: task {settings.task}, sampler {settings.sampler}, "
             f"pruner {settings.pruner}"
             + (f" (from epoch {settings.prune_after})" if settings.pruner != "none" else "")
             + f", max {settings.max_epochs} epochs"
+            + (
+                f", a trial's value its best {settings.value_window}-epoch mean"
+                if (settings.value_window or 1) > 1
+                else ""
+            )
             + (f", cap {settings.n_trials} trials" if settings.n_trials else "")
         )
         return 0

@@ -142,8 +142,12 @@ def test_pruning_really_prunes_and_every_epoch_is_reported(tmp_path: Path, study
         assert [round(v, 6) for v in t.intermediate_values.values()] == pytest.approx(h, abs=1e-6)
         if t.state.name == "COMPLETE":
             assert t.user_attrs["epochs_run"] == 6
-            assert t.value == pytest.approx(max(h), abs=1e-6)
-            assert h[t.user_attrs["best_epoch"] - 1] == pytest.approx(max(h), abs=1e-6)
+            # settings version 4: the value is the best mean of 3 consecutive epochs, best_epoch the
+            # last of them
+            best3 = max(sum(h[i : i + 3]) / 3 for i in range(len(h) - 2))
+            assert t.value == pytest.approx(best3, abs=1e-5)
+            end = t.user_attrs["best_epoch"]
+            assert end >= 3 and sum(h[end - 3 : end]) / 3 == pytest.approx(best3, abs=1e-5)
         else:
             assert t.user_attrs["epochs_run"] < 6
     assert trials[0].user_attrs.get("baseline") == 0
@@ -230,6 +234,75 @@ def test_prune_after_beyond_the_epochs_is_refused_before_anything_is_written(tmp
     )
     _one_line_error(p, "--prune-after 4 is out of range", "give 1 to --max-epochs (3)", "--pruner none")
     assert not (tmp_path / "r.db").exists() or optuna.get_all_study_names(storage=url) == []
+
+
+def test_windowed_best_is_the_best_mean_of_consecutive_epochs() -> None:
+    from hpsearch._objective import windowed_best
+
+    acc = [0.5, 0.9, 0.5, 0.8, 0.8, 0.7]
+    assert windowed_best(acc, 1) == (0.9, 2)  # window 1: the single best epoch (versions 1-3)
+    mean, end = windowed_best(acc, 3)  # type: ignore[misc]
+    assert end == 6 and mean == pytest.approx((0.8 + 0.8 + 0.7) / 3)  # not around the lucky epoch 2
+    assert windowed_best([0.7, 0.9], 3) == (pytest.approx(0.8), 2)  # fewer epochs: all of them
+    assert windowed_best([0.9, 0.9, 0.9, 0.9], 2) == (0.9, 2)  # the earliest of equals
+    assert windowed_best([0.9, float("nan"), 0.8, 0.8], 2) == (0.8, 4)  # a window with NaN does not count
+    assert windowed_best([None, float("nan")], 2) is None
+
+
+def test_a_trials_value_window_is_stored_and_studies_of_older_versions_keep_their_best_epoch(
+    tmp_path: Path, study_name: str
+) -> None:
+    """Settings version 4 stores ``value_window`` (default 3, at most --max-epochs); a study written
+    before it reads as 1 and `create --exist-ok` without the flag does not call it different."""
+    from hpsearch._runworker import WorkerConfig
+    from hpsearch._runworker import run_worker
+    from hpsearch._study import SETTINGS_KEY
+    from hpsearch._study import StudySettings
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    hpsearch("create", "--task", "digits", "--study", "a", "--storage", url, cwd=tmp_path)
+    hpsearch("create", "--task", "digits", "--study", "b", "--max-epochs", "2", "--storage", url, cwd=tmp_path)
+    hpsearch("create", "--task", "digits", "--study", "c", "--value-window", "1", "--storage", url, cwd=tmp_path)
+    stored = {n: optuna.load_study(study_name=n, storage=url).user_attrs[SETTINGS_KEY] for n in "abc"}
+    assert {n: (d["value_window"], d["version"]) for n, d in stored.items()} == {"a": (3, 4), "b": (2, 4), "c": (1, 4)}
+    v3 = {k: v for k, v in StudySettings(task="digits").to_attr().items() if k != "value_window"}
+    assert StudySettings.from_attr({**v3, "version": 3}).value_window == 1
+
+    # A version-3 study (as one written before version 4: no value_window): its trials' values stay
+    # their best epoch, and create --exist-ok without the flag accepts it.
+    hpsearch("create", "--task", "digits", "--study", study_name, "--max-epochs", "4", "--storage", url, cwd=tmp_path)
+    study = optuna.load_study(study_name=study_name, storage=url)
+    attr = {k: v for k, v in study.user_attrs[SETTINGS_KEY].items() if k != "value_window"}
+    study.set_user_attr(SETTINGS_KEY, {**attr, "version": 3})
+    out = hpsearch(
+        "create",
+        "--task",
+        "digits",
+        "--study",
+        study_name,
+        "--max-epochs",
+        "4",
+        "--exist-ok",
+        "--storage",
+        url,
+        cwd=tmp_path,
+    ).stdout
+    assert "exists (same settings)" in out and "epoch mean" not in out  # the study's own settings shown
+    assert run_worker(WorkerConfig(study=study_name, n_trials=1), url) == 0
+    (t,) = optuna.load_study(study_name=study_name, storage=url).trials
+    h = t.user_attrs["history"]["val_accuracy"]
+    assert t.state.name == "COMPLETE" and t.value == pytest.approx(max(h), abs=1e-6)
+    assert h[t.user_attrs["best_epoch"] - 1] == pytest.approx(max(h), abs=1e-6)
+
+
+def test_a_value_window_beyond_the_epochs_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    p = hpsearch(
+        "create", "--task", "digits", "--study", "s", "--max-epochs", "3", "--value-window", "4",
+        "--storage", url, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    _one_line_error(p, "--value-window 4 is out of range", "give 1 (a trial's best epoch) to --max-epochs (3)")
+    assert not (tmp_path / "v.db").exists() or optuna.get_all_study_names(storage=url) == []
 
 
 class _AlwaysPrune(optuna.pruners.BasePruner):

@@ -315,6 +315,23 @@ def test_merge_takes_hpsearch_runs_from_either_clock_but_a_peers_only_from_its_o
     assert merged["replaced"] == [
         {"file": "trial.json", "methods": ["hpsearch-nobaseline", "random"], "date": None, "command": "trial-path"}
     ]
+    # --rename: the old default's runs stay beside the new one's under another name (or are dropped)
+    old.write_text(
+        json.dumps(
+            doc(
+                "plain",
+                {"tpe": [run(0, 0.5)], "hpsearch-nobaseline": [run(0, 0.3)], "hpsearch": [run(0, 0.4)]},
+            )
+        )
+    )
+    replay_bench.merge(
+        [old], out, replace=[trial_path], rename={"hpsearch-nobaseline": "hpsearch-v3-nobaseline", "hpsearch": ""}
+    )
+    merged = json.loads(out.read_text())
+    assert sorted(merged["runs"]["1"]) == ["hpsearch-nobaseline", "hpsearch-v3-nobaseline", "tpe"]
+    assert [r["best"] for r in merged["runs"]["1"]["hpsearch-v3-nobaseline"]] == [0.3]
+    assert sorted(r["best"] for r in merged["runs"]["1"]["hpsearch-nobaseline"]) == [0.8, 0.9]
+    assert merged["renamed"] == {"hpsearch-nobaseline": "hpsearch-v3-nobaseline", "hpsearch": ""}
 
 
 def test_goal_one_treats_never_as_never_on_both_sides() -> None:
