@@ -79,11 +79,13 @@ def recorded_on(rows: list[dict[str, Any]]) -> set[tuple[str, str | None]]:
     return {(str(r.get("cpu_model", "?")), r.get("precision")) for r in rows}
 
 
-def machine_mismatch(rows: list[dict[str, Any]], cpu: str, precision: str | None) -> str | None:
-    """Why rows recorded here (``cpu``, ``precision``) cannot join ``rows``; None when they can."""
+def machine_mismatch(rows: list[dict[str, Any]], cpu: str | None, precision: str | None) -> str | None:
+    """Why rows recorded here (``cpu``, ``precision``) cannot join ``rows``; None when they can. ``cpu``
+    None: the CPU model is not compared (the repeats: only their accuracies are used, and in float32
+    another CPU trains the same model; their precision must match)."""
     cpus = {c for c, _ in recorded_on(rows)}
     precisions = {p for _, p in recorded_on(rows) if p is not None}
-    if cpus and cpus != {cpu}:
+    if cpu is not None and cpus and cpus != {cpu}:
         return f"its rows were trained on {', '.join(sorted(cpus))}, and this machine is {cpu}"
     if precision is not None and precisions and precisions != {precision}:
         return f"its rows were trained in {', '.join(sorted(precisions))}, and this machine trains in {precision}"
@@ -205,9 +207,17 @@ def repeat_rows(task_name: str, top: int, quantiles: list[float], seeds: list[in
     rows = sorted((r for r in rows if r["val_accuracy"]), key=lambda r: -max(r["val_accuracy"]))
     picks = rows[:top] + [rows[min(len(rows) - 1, int((1 - q) * len(rows)))] for q in quantiles]
     path = repeats_path(task_name)
-    done = set()
-    if path.exists():
-        done = {(d["index"], d["seed"]) for d in map(json.loads, path.read_text().splitlines()) if d}
+    existing = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    from hpsearch.objectives._fit import precision_policy
+
+    # The repeats are the surrogate's training noise around the table's rows: only their accuracies
+    # are used, so another CPU may train them, but in the table's precision (replay_bench.load_table
+    # refuses a mix too). mnist_mlp's table is from an AMD EPYC, its repeats from an Intel Xeon, both
+    # float32.
+    why = machine_mismatch(rows + existing, None, precision_policy(task))
+    if why is not None:
+        sys.exit(f"error: cannot add repeats to {path}: {why}. Train the repeats in the table's precision.")
+    done = {(d["index"], d["seed"]) for d in existing}
     data = task.load_data(str(DATA_DIRS[task_name]), seed=0, options={})
     for seed in seeds:
         for r in picks:

@@ -14,8 +14,9 @@ and raises the study's cap by as many trials (as ``extend`` would), so that any 
 them next. A worker trains a recheck for all of the study's epochs, never pruned, with its own
 seed (the trial's number). ``pick`` is what ``export``, ``status`` and the summaries use: once a
 configuration has a COMPLETE recheck, the pick is the rechecked configuration whose mean
-validation curve over its runs (the original's included) is best, at that curve's best epoch;
-before any recheck, ``study.best_trial``. Optuna has no notion of repeated measurements of one
+validation curve over its runs (the original's included) is best, read as the study reads a trial's
+value (the best mean of ``value_window`` consecutive epochs, settings version 4; the best epoch in
+older studies), and its best epoch the last of that window; before any recheck, ``study.best_trial``. Optuna has no notion of repeated measurements of one
 configuration (its ``best_trial`` is the single best value), hence this module.
 """
 
@@ -141,6 +142,12 @@ def pick(study: Any) -> Pick | None:
     if not groups:
         best = study.best_trial
         return Pick(best, float(best.value), best.user_attrs.get("best_epoch"), [best.number])
+    from ._objective import windowed_best
+    from ._study import SETTINGS_KEY
+    from ._study import StudySettings
+
+    attr = study.user_attrs.get(SETTINGS_KEY)
+    window = (StudySettings.from_attr(attr).value_window if isinstance(attr, dict) and "task" in attr else None) or 1
     scored = []
     for origin, rechecks in groups.items():
         runs = [by_number[origin], *sorted(rechecks, key=lambda t: t.number)]
@@ -148,8 +155,9 @@ def pick(study: Any) -> Pick | None:
         if all(c for c in curves):
             n = min(len(c) for c in curves if c)
             mean = [sum(c[i] for c in curves if c) / len(curves) for i in range(n)]
-            value = max(mean)
-            epoch: int | None = mean.index(value) + 1  # the earliest epoch of the best mean
+            # The study's own reading of a curve (the earliest window of the best mean); finite here.
+            value, end = windowed_best(list(mean), window) or (max(mean), mean.index(max(mean)) + 1)
+            epoch: int | None = end
         else:  # a trial without a recorded history (not one of hpsearch's): the mean of the values
             value = sum(float(t.value) for t in runs) / len(runs)
             epoch = by_number[origin].user_attrs.get("best_epoch")

@@ -65,9 +65,35 @@ def test_recheck_enqueues_the_top_distinct_configurations_and_export_picks_by_th
         study.tell(trial, max(curve))
     chosen = pick(study)
     assert chosen is not None
-    # Means: trial 0's configuration [0.85, 0.92], trial 1's [0.945, 0.955]: trial 1, at epoch 2.
+    # Means: trial 0's configuration [0.85, 0.92], trial 1's [0.945, 0.955], each read as the study
+    # reads a trial (settings version 4: the best mean of 3 consecutive epochs, here both epochs):
+    # 0.885 and 0.95: trial 1, its window ending at epoch 2.
+    assert read_settings(study).value_window == 3
     assert chosen.trial.number == 1 and chosen.best_epoch == 2 and chosen.trials == [1, 5]
-    assert chosen.value == pytest.approx(0.955)
+    assert chosen.value == pytest.approx(0.95)
+
+
+def test_the_pick_of_rechecked_configurations_reads_their_mean_curve_with_the_study_value_window(
+    storage_url: str, study_name: str
+) -> None:
+    """A one-epoch spike in the mean curve wins under window 1 (a study of versions 1-3) and loses
+    under window 3 (version 4) to a configuration steady over three epochs."""
+    study = _study(storage_url, study_name)
+    _trial(study, 0.01, [0.80, 0.97, 0.80, 0.80])  # trial 0: one spike
+    _trial(study, 0.003, [0.93, 0.94, 0.95, 0.94])  # trial 1: steady
+    enqueue_rechecks(study, top=2, repeats=1)
+    for curve in ([0.80, 0.97, 0.80, 0.80], [0.93, 0.94, 0.95, 0.94]):
+        trial = study.ask()
+        trial.set_user_attr("history", {"val_accuracy": curve})
+        study.tell(trial, max(curve))
+    chosen = pick(study)
+    assert chosen is not None and chosen.trial.number == 1
+    assert chosen.value == pytest.approx(0.9433333) and chosen.best_epoch == 4  # epochs 2-4
+    attr = dict(study.user_attrs["settings"], value_window=1)
+    study.set_user_attr("settings", attr)
+    chosen = pick(study)
+    assert chosen is not None and chosen.trial.number == 0
+    assert chosen.value == pytest.approx(0.97) and chosen.best_epoch == 2
 
 
 def test_recheck_of_a_study_without_a_complete_trial_is_refused_and_writes_nothing(
@@ -114,14 +140,14 @@ def test_a_recheck_trains_every_epoch_unpruned_and_export_writes_the_mean(tmp_pa
     assert doc["measured_by"] == [t.number for t in runs] and len(runs) >= 2
     curves = [t.user_attrs["history"]["val_accuracy"] for t in runs]
     mean = [sum(v) / len(v) for v in zip(*curves)]
-    assert doc["value"] == pytest.approx(max(mean)) and doc["best_epoch"] == mean.index(max(mean)) + 1
+    # --max-epochs 3: the study's value window is 3, the whole mean curve.
+    assert doc["value"] == pytest.approx(sum(mean) / 3) and doc["best_epoch"] == 3
     assert doc["params"] == origin.params
     # Every other rechecked configuration's mean is no better.
     for o in {t.user_attrs[RECHECK_ATTR] for t in rechecks} - {origin.number}:
         group = [study.trials[o], *(t for t in rechecks if t.user_attrs[RECHECK_ATTR] == o)]
-        assert (
-            max(sum(v) / len(v) for v in zip(*(t.user_attrs["history"]["val_accuracy"] for t in group))) <= doc["value"]
-        )
+        curves = [t.user_attrs["history"]["val_accuracy"] for t in group]
+        assert sum(sum(v) / len(v) for v in zip(*curves)) / 3 <= doc["value"] + 1e-12
     status = hpsearch("status", "--study", "demo", "--storage", url, cwd=tmp_path).stdout
     assert "pick (export): trial" in status and f"recheck of {origin.number}" in status
     hpsearch("report", "--study", "demo", "-o", "r.html", "--storage", url, cwd=tmp_path)

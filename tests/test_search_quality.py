@@ -500,3 +500,12 @@ def test_a_replay_table_holds_rows_of_one_machine_and_one_precision(tmp_path: Pa
     )
     with pytest.raises(SystemExit, match="mixes rows trained on"):
         replay_bench.load_table("digits", 1, path)
+    # Repeats (the surrogate's noise: only their accuracies are used) may come from another CPU, not
+    # from another precision.
+    assert replay_table.machine_mismatch(xeon, None, "mixed_bfloat16") is None
+    assert "float32" in (replay_table.machine_mismatch(xeon, None, "float32") or "")
+    path.write_text(json.dumps({**row, "index": 0, "cpu_model": "Xeon", "precision": "mixed_bfloat16"}) + "\n")
+    repeat = {**row, "index": 0, "seed": 1, "cpu_model": "EPYC", "precision": "float32"}
+    (tmp_path / "digits_repeats.jsonl").write_text(json.dumps(repeat) + "\n")
+    with pytest.raises(SystemExit, match="digits_repeats.jsonl mixes rows trained on"):
+        replay_bench.load_table("digits", 1, path, surrogate=True)
