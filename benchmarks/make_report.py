@@ -677,7 +677,7 @@ def build(results: Path) -> str:
             "hpsearch's training clock (the search alone) or, where the heading says so, the peers on a plain "
             "`model.fit`'s (the product against a ten-line script); table built by "
             "`benchmarks/replay_table.py`). Each section names the command that produced it; all of them "
-            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min, the two mnist_cnn runs ~8 and ~4 min on 2026-12-05), "
+            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min, the two mnist_cnn runs ~8 and ~4 min on 2026-12-05; on 2026-12-06 the 4-worker plain-cost peers took ~20 min and the 4-worker mnist_cnn run about an hour, partly beside CI; a 16-worker run measured ~100 s per seed for hpsearch alone, hours for the report's methods, so none is in `--all`), "
             "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
             "",
             "**Read first:** from 2026-11-23 to 2026-12-04 hpsearch's TPE sampled at random whenever it pruned "
