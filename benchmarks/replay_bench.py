@@ -656,10 +656,16 @@ def methods() -> dict[str, Method]:
         smooth=3,
     )
     # 2026-12-05 (stop 24): re-measure the top configurations before picking (Method.recheck), against
-    # the winner's curse of picking the luckiest single measurement.
-    for name, (k, n, reserve) in {"recheck3": (3, 1, 0.1), "recheck5x2": (5, 2, 0.2)}.items():
+    # the winner's curse of picking the luckiest single measurement. 2026-12-06 (stop 27): the same on
+    # settings version 4 (``c:v4-recheck5x2``: its pick reads the 3-epoch window of the mean curve, as
+    # the product's now does).
+    for prefix, name, (k, n, reserve), window in (
+        ("c:hpsearch-", "recheck3", (3, 1, 0.1), 1),
+        ("c:hpsearch-", "recheck5x2", (5, 2, 0.2), 1),
+        ("c:v4-", "recheck5x2", (5, 2, 0.2), vw),
+    ):
         for b in (False, True):
-            label = f"c:hpsearch-{name}" + ("+baselines" if b else "")
+            label = f"{prefix}{name}" + ("+baselines" if b else "")
             out[label] = Method(
                 label,
                 hs,
@@ -668,28 +674,13 @@ def methods() -> dict[str, Method]:
                 hpsearch=True,
                 prune_last_epoch=False,
                 first_step=fs,
+                smooth=window,
                 recheck=k,
                 recheck_seeds=n,
                 recheck_reserve=reserve,
             )
-    # 2026-12-06 (stop 27): recheck on top of settings version 4 (its pick reads the 3-epoch window of
-    # the mean curve, as the product's now does), and two knobs aimed at goal 1's time on mnist_mlp:
-    # 5 random start-up trials instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
-    for b in (False, True):
-        label = "c:v4-recheck5x2" + ("+baselines" if b else "")
-        out[label] = Method(
-            label,
-            hs,
-            hp,
-            baselines=b,
-            hpsearch=True,
-            prune_last_epoch=False,
-            first_step=fs,
-            smooth=vw,
-            recheck=5,
-            recheck_seeds=2,
-            recheck_reserve=0.2,
-        )
+    # 2026-12-06 (stop 27): two knobs aimed at goal 1's time on mnist_mlp: 5 random start-up trials
+    # instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
     for name, (s, p) in {
         "v4-startup5": (_tpe(n_startup_trials=5, multivariate=True, constant_liar=True), hp),
         "v4-rf3": (hs, asha(3)),
