@@ -16,8 +16,9 @@ seed (the trial's number). ``pick`` is what ``export``, ``status`` and the summa
 configuration has a COMPLETE recheck, the pick is the rechecked configuration whose mean
 validation curve over its runs (the original's included) is best, read as the study reads a trial's
 value (the best mean of ``value_window`` consecutive epochs, settings version 4; the best epoch in
-older studies), and its best epoch the last of that window; before any recheck, ``study.best_trial``. Optuna has no notion of repeated measurements of one
-configuration (its ``best_trial`` is the single best value), hence this module.
+older studies), and its best epoch the last of that window; before any recheck,
+``study.best_trial``. Optuna has no notion of repeated measurements of one configuration (its
+``best_trial`` is the single best value), hence this module.
 """
 
 from __future__ import annotations
