@@ -253,7 +253,9 @@ def search_section(
         lanes = " --lanes 2" if any_run.get("cpus") else ""
         lines += [
             f"Command: `python benchmarks/search_bench.py --task {task} --budget {budget:g} --seeds "
-            f"{','.join(map(str, seeds))} --methods {','.join(methods)}{lanes} --out-dir benchmarks/results/search-{tag}`",
+            f"{','.join(map(str, seeds))} --methods {','.join(methods)}{lanes}"
+            + (f" --worth {len(any_run['worth']['runs'])}" if any_run.get("worth") else "")
+            + f" --out-dir benchmarks/results/search-{tag}`",
             "",
         ]
     focus = "hpsearch-nobaseline"
@@ -276,6 +278,8 @@ def search_section(
                 "",
             ]
 
+    if all(r.get("worth") for m in methods for r in by_method[m]):
+        lines += worth_lines(methods, by_method)
     verdict: dict[str, Any] = {"task": task, "budget": budget, "middle_target": mid}
     if "hpsearch" in agg:
         h = agg["hpsearch"]["ttt"][mid]["median"]
@@ -324,6 +328,52 @@ def search_section(
     if errs:
         lines += ["Errors:", ""] + [f"- `{e[:300]}`" for e in errs] + [""]
     return "\n".join(lines), verdict
+
+
+def worth_lines(methods: list[str], by_method: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """What each run's pick is worth (``search_bench.py --worth K``: the pick trained again K times
+    with fresh seeds, as ``train --epochs best``), the figure the replay scores."""
+    from scipy.stats import mannwhitneyu
+
+    def col(m: str, key: str) -> list[float]:
+        return [r["worth"][key] for r in sorted(by_method[m], key=lambda r: r["seed"])]
+
+    k = len(by_method[methods[0]][0]["worth"]["runs"])
+    lines = [
+        f"What the pick is worth (`--worth {k}`): each run's pick (the trial `study.best_trial` names at the "
+        f"budget, by the method's own value) trained again {k} times with fresh seeds for its `best_epoch` "
+        "epochs through the product's final-training routine (`fit_task`, as `hpsearch train --epochs best`); "
+        "per run the mean over those trainings, then the median (min–max) over seeds:",
+        "",
+        "| method | the search's own value of its pick | val accuracy, retrained | test accuracy, retrained | "
+        "per seed (val) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for m in methods:
+        own = [r["pick"]["value"] for r in by_method[m]]
+        val, test = col(m, "val_mean"), col(m, "test_mean")
+        lines.append(
+            f"| {label(m)} | {statistics.median(own):.4f} | {statistics.median(val):.4f} ({min(val):.4f}–"
+            f"{max(val):.4f}) | {statistics.median(test):.4f} ({min(test):.4f}–{max(test):.4f}) | "
+            + ", ".join(f"{v:.4f}" for v in val)
+            + " |"
+        )
+    focus = "hpsearch-nobaseline"
+    if focus in methods:
+        tests = []
+        for m in methods:
+            if m.startswith("hpsearch"):
+                continue
+            pv = mannwhitneyu(col(focus, "val_mean"), col(m, "val_mean"), alternative="greater").pvalue
+            pt = mannwhitneyu(col(focus, "test_mean"), col(m, "test_mean"), alternative="greater").pvalue
+            tests.append(f"{m} p = {pv:.2g} (val), {pt:.2g} (test)")
+        lines += [
+            "",
+            "- The pick's worth, `--no-baseline` above each other method (one-sided Mann-Whitney over seeds): "
+            + "; ".join(tests)
+            + ".",
+        ]
+    return [*lines, ""]
 
 
 def overhead_section(r: dict[str, Any]) -> str:
@@ -677,7 +727,7 @@ def build(results: Path) -> str:
             "hpsearch's training clock (the search alone) or, where the heading says so, the peers on a plain "
             "`model.fit`'s (the product against a ten-line script); table built by "
             "`benchmarks/replay_table.py`). Each section names the command that produced it; all of them "
-            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min, the two mnist_cnn runs ~8 and ~4 min on 2026-12-05; on 2026-12-06 the 4-worker plain-cost peers took ~20 min and the 4-worker mnist_cnn run about an hour, partly beside CI; a 16-worker run measured ~100 s per seed for hpsearch alone, hours for the report's methods, so none is in `--all`), "
+            "again: `.venv/bin/python benchmarks/replay_bench.py --all --lanes 2` (the first three runs took 76 min on 2026-12-04 on 2 cores shared with other work, the 4-worker run most of it; the two plain-cost runs of 2026-12-05 add ~30 min, the two mnist_cnn runs ~8 and ~4 min on 2026-12-05; on 2026-12-06 the 4-worker plain-cost peers took ~20 min and the 4-worker mnist_cnn run about an hour, partly beside CI; 16 workers at 420 s would cost ~100 s of one core per seed for hpsearch alone, hours for the report's methods, so `--all` runs 16 workers at 105 s, the same 1,680 worker-seconds as 4 x 420 s: ~60 s per seed for its five methods, ~1 h on 2 cores), "
             "then `make_report.py`. CIs: bootstrap of the median (2,000 resamples). p: one-sided Mann-Whitney U.",
             "",
             "**Read first:** from 2026-11-23 to 2026-12-04 hpsearch's TPE sampled at random whenever it pruned "

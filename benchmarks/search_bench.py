@@ -105,8 +105,11 @@ class Events:
             {"ev": "epoch", "trial": trial, "epoch": int(epoch), "val_accuracy": v if math.isfinite(v) else None}
         )
 
-    def trial_end(self, trial: Any, state: str, value: Any = None) -> None:
-        self.write({"ev": "trial_end", "trial": trial, "state": state, "value": value})
+    def trial_end(self, trial: Any, state: str, value: Any = None, params: Any = None, best_epoch: Any = None) -> None:
+        row = {"ev": "trial_end", "trial": trial, "state": state, "value": value}
+        if params is not None:  # the pick's params and epochs, for --worth
+            row.update(params=params, best_epoch=best_epoch)
+        self.write(row)
 
 
 def _watchdog(events: Events, budget: float) -> None:
@@ -154,7 +157,9 @@ def run_hpsearch(
 
     def tell(self: Any, *args: Any, **kwargs: Any) -> Any:
         frozen = orig_tell(self, *args, **kwargs)
-        events.trial_end(frozen.number, frozen.state.name, frozen.value)
+        events.trial_end(
+            frozen.number, frozen.state.name, frozen.value, frozen.params, frozen.user_attrs.get("best_epoch")
+        )
         return frozen
 
     optuna.trial.Trial.report = report  # type: ignore[method-assign]
@@ -227,10 +232,14 @@ def run_optuna(
         accs = [a for a in hist.history.get("val_accuracy", []) if math.isfinite(a)]
         if not accs:
             raise RuntimeError("no finite val_accuracy")
+        # the epoch a user of this script would train the best params to (first of equals), for --worth
+        trial.set_user_attr("best_epoch", hist.history["val_accuracy"].index(max(accs)) + 1)
         return max(accs)
 
     def on_end(study: Any, frozen: Any) -> None:
-        events.trial_end(frozen.number, frozen.state.name, frozen.value)
+        events.trial_end(
+            frozen.number, frozen.state.name, frozen.value, frozen.params, frozen.user_attrs.get("best_epoch")
+        )
 
     events.start()
     _watchdog(events, budget)
@@ -404,6 +413,78 @@ def child_main(args: argparse.Namespace) -> int:
     return 0
 
 
+WORTH_SEED = 7_000_000  # the retrainings' seeds: WORTH_SEED + k, the same for every run (paired)
+
+
+def worth_main(args: argparse.Namespace) -> int:
+    """``--worth K``, in a child: what each run's pick is worth, as the user would get it. The pick's
+    params are trained again K times with fresh seeds, through the product's final-training routine
+    (``fit_task``, as ``hpsearch train --epochs best``: ``best_epoch`` epochs), on the same split;
+    written into the result file as ``worth``: the last epoch's val accuracy (what the replay scores
+    as a pick's worth) and the test accuracy (the held-out 1,000, as ``train`` reports it), per seed.
+    The search's own measurement of its pick is the maximum of noisy epochs (the winner's curse), so
+    the best value seen overstates what a pick is worth (BENCHMARKS.md, stop 23)."""
+    import logging
+    import warnings
+
+    import numpy as np
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _machine.ensure_root_on_path()
+    import keras
+
+    logging.getLogger("hpsearch").setLevel(logging.WARNING)
+    from hpsearch.objectives import get_task
+    from hpsearch.objectives._fit import batch_size_of
+    from hpsearch.objectives._fit import eval_batch_size
+    from hpsearch.objectives._fit import fit_task
+
+    task = get_task(args.task)
+    data = task.load_data(str(TASKS[args.task]["data_dir"]), seed=0)
+    y_test = data.labels("test")
+    for f in args.worth_files.split(","):
+        path = Path(f)
+        doc = json.loads(path.read_text())
+        pick = doc.get("pick")
+        if not pick:
+            continue
+        params = pick["params"]
+        epochs = int(pick.get("best_epoch") or doc["max_epochs"])
+        rows = []
+        for k in range(args.worth):
+            t0 = time.perf_counter()
+            keras.backend.clear_session()
+            run = fit_task(task, data, params, epochs=epochs, seed=WORTH_SEED + k, validate=True)
+            test = data.inputs("test", eval_batch_size(batch_size_of(params), data.spec.input_shape))
+            probs = run.model.predict(test.x, batch_size=test.batch_size, verbose=0)
+            val = run.history.get("val_accuracy", [math.nan])[-1]
+            rows.append(
+                {
+                    "seed": WORTH_SEED + k,
+                    "val_accuracy": round(float(val), 6),
+                    "test_accuracy": round(float((np.argmax(probs, axis=-1) == y_test).mean()), 6),
+                    "seconds": round(time.perf_counter() - t0, 2),
+                }
+            )
+        vals = [r["val_accuracy"] for r in rows]
+        tests = [r["test_accuracy"] for r in rows]
+        doc["worth"] = {
+            "epochs": epochs,
+            "val_mean": round(float(np.mean(vals)), 6),
+            "test_mean": round(float(np.mean(tests)), 6),
+            "runs": rows,
+        }
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        print(
+            f"  worth {doc['method']:<20} seed {doc['seed']}: pick trial {pick['trial']} "
+            f"(value {pick['value']:.4f}, {epochs} epochs): val {doc['worth']['val_mean']:.4f} "
+            f"test {doc['worth']['test_mean']:.4f}",
+            flush=True,
+        )
+    return 0
+
+
 PATCH_KEYS = ("startup", "hb_min", "hb_rf")  # benchmark-side variants of _study's sampler/pruner
 
 
@@ -492,6 +573,11 @@ def summarize(rows: list[dict[str, Any]], budget: float, targets: tuple[float, .
         s = {"COMPLETED": "COMPLETE", "FAILED": "FAIL", "INVALID": "FAIL"}.get(s, s)  # Keras Tuner's names
         states[s] = states.get(s, 0) + 1
     first_epoch_t = epochs[0]["t"] if epochs else None
+    # The pick: the trial ``study.best_trial`` names at the budget (complete trials, by the method's own
+    # value; the first to complete among equals), with the epochs ``train --epochs best`` would run.
+    picks = [r for r in ends if r.get("params") is not None and r.get("value") is not None]
+    picks = [r for r in picks if r["state"].upper() == "COMPLETE"]
+    pick = max(picks, key=lambda r: r["value"], default=None)  # max() keeps the first of equals
     return {
         "series": series,
         "time_to_target": ttt,
@@ -504,6 +590,7 @@ def summarize(rows: list[dict[str, Any]], budget: float, targets: tuple[float, .
         "trial_states": states,
         "first_epoch_at": first_epoch_t,
         "epochs": [[r["t"], r["trial"], r["epoch"], r.get("val_accuracy")] for r in epochs],
+        "pick": None if pick is None else {k: pick[k] for k in ("t", "trial", "value", "params", "best_epoch")},
     }
 
 
@@ -664,12 +751,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--events", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--worth",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after the runs, train each run's pick K more times with fresh seeds (function worth_main)",
+    )
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
+    ap.add_argument("--worth-files", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.budget is None:
         args.budget = 420.0 if args.task == "mnist_mlp" else 900.0
     if args.child:
         return child_main(args)
+    if args.worth_files:
+        return worth_main(args)
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -687,10 +784,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     runs = []
+    paths = []
     for k, seed in enumerate(seeds):
         order = methods[k % len(methods) :] + methods[: k % len(methods)]
         for method in order:
             path = result_path(out_dir, args.task, args.budget, method, seed)
+            paths.append(path)
             if args.resume and path.exists():
                 print(f"  skip {method} seed {seed}: {path} exists", flush=True)
                 continue
@@ -737,7 +836,44 @@ def main(argv: list[str] | None = None) -> int:
         t.join()
     if errors:
         raise errors[0]
+    if args.worth:
+        worth(args, paths, free)
     return 0
+
+
+def worth(args: argparse.Namespace, paths: list[Path], free: list[set[int] | None]) -> None:
+    """The ``--worth`` pass: the result files without K retrainings of their pick, split over the
+    lanes, one child per lane (TensorFlow and the data loaded once per child)."""
+    todo = []
+    for p in paths:
+        doc = json.loads(p.read_text()) if p.exists() else {}
+        if doc.get("pick") and len(doc.get("worth", {}).get("runs", [])) < args.worth:
+            todo.append(p)
+    print(f"# worth: {len(todo)} picks, {args.worth} trainings each", flush=True)
+    procs = []
+    logs = []
+    for i, cpus in enumerate(free):
+        mine = todo[i :: len(free)]
+        if not mine:
+            continue
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--task", args.task, "--worth", str(args.worth)]
+        pin = (lambda c=cpus: os.sched_setaffinity(0, c)) if cpus else None
+        log = _machine.TMP / f"worth_{args.task}_{_machine.now_stamp()}_{i}.log"  # TensorFlow's noise
+        log.parent.mkdir(parents=True, exist_ok=True)
+        logs.append(log)
+        with open(log, "w") as err:
+            procs.append(
+                subprocess.Popen(
+                    [*cmd, "--worth-files", ",".join(str(p) for p in mine)],
+                    stderr=err,
+                    env=_machine.child_env(),
+                    cwd=str(_machine.ROOT),
+                    preexec_fn=pin,
+                )
+            )
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"a --worth child failed (exit codes {codes}); see {', '.join(map(str, logs))}")
 
 
 if __name__ == "__main__":

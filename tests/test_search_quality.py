@@ -509,3 +509,32 @@ def test_a_replay_table_holds_rows_of_one_machine_and_one_precision(tmp_path: Pa
     (tmp_path / "digits_repeats.jsonl").write_text(json.dumps(repeat) + "\n")
     with pytest.raises(SystemExit, match="digits_repeats.jsonl mixes rows trained on"):
         replay_bench.load_table("digits", 1, path, surrogate=True)
+
+
+def test_the_wall_clock_pick_is_the_first_best_complete_trial_within_the_budget() -> None:
+    import search_bench
+
+    def end(t: float, trial: int, state: str, value: float | None, epoch: int = 10) -> dict[str, object]:
+        return {
+            "ev": "trial_end",
+            "t": t,
+            "trial": trial,
+            "state": state,
+            "value": value,
+            "params": {"x": trial},
+            "best_epoch": epoch,
+        }
+
+    rows = [
+        {"ev": "epoch", "t": 5.0, "trial": 0, "epoch": 1, "val_accuracy": 0.90},
+        end(10.0, 0, "COMPLETE", 0.90),
+        end(20.0, 1, "COMPLETE", 0.95, epoch=7),
+        end(25.0, 2, "PRUNED", 0.99),  # pruned: never the pick, whatever its value
+        end(30.0, 3, "COMPLETE", 0.95),  # equal to trial 1, later: study.best_trial keeps the first
+        end(31.0, 4, "FAIL", None),
+        end(50.0, 5, "COMPLETE", 0.97),  # after the budget: the run was over
+    ]
+    pick = search_bench.summarize(rows, 40.0, (0.95,))["pick"]
+    assert pick == {"t": 20.0, "trial": 1, "value": 0.95, "params": {"x": 1}, "best_epoch": 7}
+    # Keras Tuner's events carry no params: no pick, not a wrong one.
+    assert search_bench.summarize([{**r, "params": None} for r in rows], 40.0, (0.95,))["pick"] is None
