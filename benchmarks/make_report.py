@@ -58,7 +58,7 @@ def default_of(runs: list[dict[str, Any]]) -> str:
             "multivariate TPE + constant liar + ASHA after epochs 1 and 4 keeping a quarter (settings "
             "version 2: steps count epochs done)"
         )
-    if versions == {3}:
+    if versions & {3, 4} and len(versions) == 1:
         from hpsearch.objectives import get_task
         from hpsearch.objectives import prune_after_epochs
 
@@ -68,6 +68,11 @@ def default_of(runs: list[dict[str, Any]]) -> str:
             "multivariate TPE + constant liar + ASHA keeping a quarter, "
             f"rung(s) after epoch(s) {', '.join(map(str, rungs)) or 'none'} (settings version 3: the task's "
             f"`prune_after_epochs` = {n})"
+            + (
+                "; a complete trial's value is its best mean of 3 consecutive epochs (settings version 4)"
+                if versions == {4}
+                else ""
+            )
         )
     return default_on(min(r["machine"]["date"] for r in runs)[:10])
 
