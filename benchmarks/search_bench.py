@@ -39,7 +39,9 @@ ends (a watchdog thread calls ``os._exit``), whatever trial is running. Every ep
 trial with its state, so times to a target have epoch resolution. Per run the result file holds:
 the time series (elapsed seconds, best val_accuracy so far), the time to each target (``null``
 when never reached), the best val_accuracy within the budget, epochs run, trials complete / pruned /
-failed within the budget, the load average during the run, and the child's CPU seconds.
+failed within the budget, the load average during the run, the child's CPU seconds, and the pick
+(the trial ``study.best_trial`` names at the budget); ``--worth K`` then trains each pick again K
+times with fresh seeds and records what it is worth (function ``worth_main``).
 
 Runs go seed by seed; the method order rotates with the seed, so a drifting machine load does not
 always hit the same method. ``--lanes N`` runs N of them at once, each child pinned
