@@ -256,13 +256,19 @@ def search_section(
     lines += ["", "</details>", ""]
     if tag:
         lanes = " --lanes 2" if any_run.get("cpus") else ""
-        lines += [
-            f"Command: `python benchmarks/search_bench.py --task {task} --budget {budget:g} --seeds "
-            f"{','.join(map(str, seeds))} --methods {','.join(methods)}{lanes}"
+        # One command per set of seeds: methods run on other seeds came later (`--resume`, same folder).
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for m in methods:
+            groups.setdefault(tuple(sorted(r["seed"] for r in by_method[m])), []).append(m)
+        commands = [
+            f"`python benchmarks/search_bench.py --task {task} --budget {budget:g} --seeds "
+            f"{','.join(map(str, group_seeds))} --methods {','.join(group)}{lanes}"
             + (f" --worth {len(any_run['worth']['runs'])}" if any_run.get("worth") else "")
-            + f" --out-dir benchmarks/results/search-{tag}`",
-            "",
+            + (" --resume" if len(groups) > 1 else "")
+            + f" --out-dir benchmarks/results/search-{tag}`"
+            for group_seeds, group in groups.items()
         ]
+        lines += [("Command: " if len(commands) == 1 else "Commands (one folder): ") + " ; ".join(commands), ""]
     focus = "hpsearch-nobaseline"
     if focus in by_method and len(by_method[focus]) >= 3:
         from scipy.stats import mannwhitneyu
@@ -270,16 +276,21 @@ def search_section(
         def finals(m: str) -> list[float]:
             return [r["best_val_accuracy"] or 0.0 for r in by_method[m]]
 
+        nf = len(by_method[focus])
+        # seeds of each side, and the smallest p the test can give with them (1 / C(n1 + n2, n1))
+        sides = {m: f"{nf} vs {len(by_method[m])} seeds" for m in methods}
+        floors = {m: 1 / math.comb(nf + len(by_method[m]), nf) for m in methods}
         tests = [
             f"{m} p = {mannwhitneyu(finals(focus), finals(m), alternative='greater').pvalue:.2g}"
+            + (f" ({sides[m]}, smallest possible p {floors[m]:.2g})" if len(by_method[m]) != nf else "")
             for m in methods
             if not m.startswith("hpsearch") and len(by_method[m]) >= 3
         ]
         if tests:
             lines += [
                 f"- Best val accuracy at the budget, `--no-baseline` above each other method (one-sided "
-                f"Mann-Whitney over seeds; with {len(by_method[focus])} seeds a side the smallest possible p is "
-                f"{1 / math.comb(2 * len(by_method[focus]), len(by_method[focus])):.2g}): " + "; ".join(tests) + ".",
+                f"Mann-Whitney over seeds; with {nf} seeds a side the smallest possible p is "
+                f"{1 / math.comb(2 * nf, nf):.2g}): " + "; ".join(tests) + ".",
                 "",
             ]
 
@@ -371,7 +382,8 @@ def worth_lines(methods: list[str], by_method: dict[str, list[dict[str, Any]]]) 
                 continue
             pv = mannwhitneyu(col(focus, "val_mean"), col(m, "val_mean"), alternative="greater").pvalue
             pt = mannwhitneyu(col(focus, "test_mean"), col(m, "test_mean"), alternative="greater").pvalue
-            tests.append(f"{m} p = {pv:.2g} (val), {pt:.2g} (test)")
+            n1, n2 = len(col(focus, "val_mean")), len(col(m, "val_mean"))
+            tests.append(f"{m} p = {pv:.2g} (val), {pt:.2g} (test)" + (f" ({n1} vs {n2} seeds)" if n1 != n2 else ""))
         lines += [
             "",
             "- The pick's worth, `--no-baseline` above each other method (one-sided Mann-Whitney over seeds): "
