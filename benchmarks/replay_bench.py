@@ -1218,6 +1218,7 @@ _REPORT = ["--seeds", "100", "--seed-offset", "100", "--budget", "420"]
 _CNN = ["--seeds", "100", "--seed-offset", "100", "--budget", "1200"]
 _W4_METHODS = "hpsearch,hpsearch-nobaseline,tpe,tpe-hyperband,random"  # Keras Tuner's oracle: one worker
 # (also the 16-worker run's methods)
+_W16 = ["--seeds", "100", "--seed-offset", "100", "--workers", "16", "--methods", _W4_METHODS]
 ALL_RUNS: list[list[str]] = [
     ["--surrogate", *_REPORT, "--methods", REPORT_METHODS],
     ["--surrogate", *_REPORT, "--workers", "4", "--methods", _W4_METHODS],
@@ -1238,19 +1239,7 @@ ALL_RUNS: list[list[str]] = [
     # with 16 GPUs wants its answer sooner, not 4x the search). 16 x 420 s would run ~2,500 trials a
     # run and cost ~100 s of one core per seed of hpsearch (TPE's cost grows with the trials it has
     # seen), ~4.5 h for these methods; at 105 s ~60 s per seed for all five.
-    [
-        "--surrogate",
-        "--seeds",
-        "100",
-        "--seed-offset",
-        "100",
-        "--budget",
-        "105",
-        "--workers",
-        "16",
-        "--methods",
-        _W4_METHODS,
-    ],
+    ["--surrogate", *_W16, "--budget", "105"],
     # A second landscape: mnist_cnn's table, recorded on one machine in one precision (an Intel Xeon with
     # AMX-BF16, mixed_bfloat16: NOTES, stops 25 and 26). 1200 s holds about as many full trials there
     # (mean 18 s) as 420 s does on mnist_mlp's table (mean 6.2 s).
@@ -1259,21 +1248,7 @@ ALL_RUNS: list[list[str]] = [
     ["--task", "mnist_cnn", "--surrogate", *_CNN, "--workers", "4", "--methods", _W4_METHODS],
     # mnist_cnn at 16 workers, at a quarter of the budget as on mnist_mlp: the same 4,800 worker-seconds
     # as 4 x 1200 s (stop 30: run one method per file at idle priority and merged with --merge).
-    [
-        "--task",
-        "mnist_cnn",
-        "--surrogate",
-        "--seeds",
-        "100",
-        "--seed-offset",
-        "100",
-        "--budget",
-        "300",
-        "--workers",
-        "16",
-        "--methods",
-        _W4_METHODS,
-    ],
+    ["--task", "mnist_cnn", "--surrogate", *_W16, "--budget", "300"],
 ]
 _TABLE: Table | None = None
 
