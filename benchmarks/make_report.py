@@ -642,6 +642,19 @@ def replay_section(r: dict[str, Any]) -> str:
                 f"- Goal 1 (time to the target ≤ 0.5 x the best peer's, Mann-Whitney one-sided on focus vs 0.5 x peer): "
                 f"ratio of medians {'undefined' if ratio is None else f'{ratio:.2f}'}, p = {s['goal1_p']:.2g}: "
                 f"**{'met' if s['goal1_met'] else 'not met'}**.",
+            ]
+            if s.get("goal1_line") is not None and "goal1_share" in s:
+                by = {m: x["reached_by_half_peer"] for m, x in s["methods"].items() if "reached_by_half_peer" in x}
+                lines.append(
+                    f"- By goal 1's line, half the best peer's median time ({s['goal1_line']:.0f} s), "
+                    + ("the pick" if expected else "the best value seen")
+                    + " had reached the target in "
+                    + ", ".join(f"{by[m]:.0%} of `{m}`'s runs" for m, _ in order if m in by)
+                    + (" (random search: what draws without a model give)" if "random" in by else "")
+                    + f". Share of (focus run, peer run) pairs with the focus under half the peer's time: "
+                    f"{s['goal1_share']:.2f} (0.5 = no difference; the test's effect size)."
+                )
+            lines += [
                 f"- Goal 2 (median best-at-budget ≥ every peer's, each one-sided Mann-Whitney p < 0.05): "
                 f"**{'met' if s['goal2_met'] else 'not met'}**.",
             ]

@@ -1061,6 +1061,16 @@ def summarize(
         out["methods"][m]["reached"] = float(np.isfinite(t).mean())
     th, tp = ttt(focus), ttt(best_peer)
     goal1 = mannwhitneyu(th, 0.5 * tp, alternative="less")
+    # How much of goal 1 is decided early (stop 31): the share of runs whose pick had reached the target
+    # by goal 1's line, half the peer's median time. Random search's share there is what first draws give
+    # with no model; with 16 workers that line falls within the first full trainings. And the test's
+    # effect size: the share of (focus run, peer run) pairs with the focus under half the peer's time,
+    # "never" tied with "never" (0.5 is no difference; the test needs it well above).
+    half = 0.5 * float(np.median(tp))
+    if math.isfinite(half):
+        for m in finals:
+            out["methods"][m]["reached_by_half_peer"] = float((ttt(m) <= half).mean())
+    goal1_share = float((th[:, None] < 0.5 * tp[None, :]).mean() + 0.5 * (th[:, None] == 0.5 * tp[None, :]).mean())
     tests = {}
     for p in peers:
         tests[p] = float(mannwhitneyu(finals[focus], finals[p], alternative="greater").pvalue)
@@ -1070,6 +1080,8 @@ def summarize(
         target=target,
         time_ratio=finite(float(np.median(th)) / float(np.median(tp))) if math.isfinite(np.median(tp)) else None,
         goal1_p=float(goal1.pvalue),
+        goal1_share=goal1_share,
+        goal1_line=finite(half),
         goal1_met=bool(goal1.pvalue < 0.05 and np.median(th) <= 0.5 * np.median(tp)),
         goal2_p=tests,
         goal2_met=bool(

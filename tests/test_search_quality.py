@@ -355,6 +355,12 @@ def test_goal_one_treats_never_as_never_on_both_sides() -> None:
     # 60 % of the runs reach the peer's median (0.95): finite medians, the same for both.
     assert same["target"] == 0.95 and same["methods"]["tpe"]["reached"] == pytest.approx(0.6)
     assert same["time_ratio"] == pytest.approx(1.0) and not same["goal1_met"] and same["goal1_p"] > 0.5
+    # Goal 1's line is half the peer's median time (295 s / 2): 5 of 40 runs (100..140 s) are there by then.
+    assert same["goal1_line"] == pytest.approx(147.5)
+    assert same["methods"]["tpe"]["reached_by_half_peer"] == pytest.approx(5 / 40)
+    # Pairs (focus, peer) with the focus under half the peer's time, "never" tied with "never": 16 x 16
+    # ties, 24 x 16 finite against never, 49 finite pairs below and 7 tied (j = 2i + 10): by hand.
+    assert same["goal1_share"] == pytest.approx((0.5 * 256 + 384 + 49 + 0.5 * 7) / 1600)
     fast = replay_bench.summarize(
         {"hpsearch-nobaseline": runs(4.0), "tpe": runs(1.0)},
         budget=420.0,
@@ -363,6 +369,8 @@ def test_goal_one_treats_never_as_never_on_both_sides() -> None:
     )
     # Four times as fast with the same failures: below half the peer's times; its failures tie the peer's.
     assert fast["time_ratio"] == pytest.approx(0.25) and fast["goal1_met"] and fast["goal1_p"] < 0.05
+    assert fast["methods"]["hpsearch-nobaseline"]["reached_by_half_peer"] == pytest.approx(24 / 40)
+    assert fast["goal1_share"] > 0.6
 
 
 def test_the_incumbent_is_the_best_complete_trial_worth_its_configuration_at_its_best_epoch() -> None:
