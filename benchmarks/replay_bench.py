@@ -1259,8 +1259,8 @@ ALL_RUNS: list[list[str]] = [
     ["--task", "mnist_cnn", *_CNN, "--methods", REPORT_METHODS],
     ["--task", "mnist_cnn", "--surrogate", *_CNN, "--workers", "4", "--methods", _W4_METHODS],
     # mnist_cnn at 16 workers, at a quarter of the budget as on mnist_mlp: the same 4,800 worker-seconds
-    # as 4 x 1200 s. Stops 30 and 31 ran it one method per file (results/replay-2026-12-06b/, ~2.5 h of
-    # both cores in all, most of it hpsearch's two methods) and merged them with --merge into results/replay/.
+    # as 4 x 1200 s. Stops 30 and 31 ran it one method per file (results/replay-2026-12-06b/, 7,912 s on
+    # 2 lanes in all, most of it hpsearch's two methods) and merged them with --merge into results/replay/.
     ["--task", "mnist_cnn", "--surrogate", *_W16, "--budget", "300"],
 ]
 _TABLE: Table | None = None
