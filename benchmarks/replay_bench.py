@@ -150,6 +150,10 @@ class Table:
         epochs. The lookup has no noise: a configuration's curve is the same every time."""
         return float(c.val[epoch_index])
 
+    def best_expected(self, params: dict[str, Any], epochs: int, c: Curve) -> float:
+        """The most this configuration is worth trained for its best number of epochs up to ``epochs``."""
+        return float(max(c.val[:epochs]))
+
     def baseline_value(self) -> float | None:
         """The first baseline's own best val accuracy, the bar of the "beats the baseline" goal."""
         if not self.task.baselines:
@@ -285,6 +289,9 @@ class Surrogate(Table):
         """The mean curve at that epoch: what training this configuration again (``hpsearch export``,
         then ``train``) gives on average, without the trial's own noise."""
         return float(self.mean_curve(params)[epoch_index])
+
+    def best_expected(self, params: dict[str, Any], epochs: int, c: Curve) -> float:
+        return float(self.mean_curve(params)[:epochs].max())
 
     # Residual curves are drawn from the repeated configurations whose mean curves lie nearest this
     # one's (mean absolute difference over the epochs). Until 2026-12-05 (stop 23) they were drawn
@@ -695,6 +702,9 @@ def methods() -> dict[str, Method]:
 
 
 # -- the simulation -------------------------------------------------------------------------------
+PICK_VARIANTS = os.environ.get("REPLAY_PICK_VARIANTS") == "1"
+
+
 def simulate(method: Method, table: Table, *, seed: int, budget: float, workers: int = 1) -> dict[str, Any]:
     """One run: returns the incumbent trajectory [(t, best)], best-at-budget and trial counts."""
     if method.kind == "kt":
@@ -741,6 +751,14 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     # what its params are worth, ``expected``: what `export` + `train` (its best epoch) would give.
     inc_value = -math.inf
     incumbent: list[tuple[float, float]] = []
+    # A bound, not a method: the best worth among the complete trials so far, as if the pick knew
+    # every complete trial's worth (how much time and worth the pick rule loses to measurement noise).
+    oracle: list[tuple[float, float]] = []
+    # With REPLAY_PICK_VARIANTS=1, other pick rules over the same search (the pick never steers it): the
+    # model picks of model_pick.py, a candidate measured and not adopted (stop 32; pick_bound.py).
+    alt: dict[str, list[tuple[float, float]]] = {"gp-iso": [], "gp-iso-top": []}
+    alt_pick: dict[str, int] = {}
+    seen_trials: list[tuple[dict[str, Any], Any, float, int, Curve, int]] = []
     done: list[tuple[float, int, dict[str, Any], list[float]]] = []  # (value, number, params, curve)
     search_budget = budget * (1.0 - method.recheck_reserve) if method.recheck else budget
 
@@ -750,6 +768,28 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         studies[w].tell(trial, value)
         counts["complete"] += 1
         done.append((value, trial.number, trial.params, c.val[: k + 1]))
+        worth = round(table.best_expected(trial.params, k + 1, c), 5)
+        if not oracle or worth > oracle[-1][1]:
+            oracle.append((round(t, 3), worth))
+        if PICK_VARIANTS:
+            from model_pick import model_pick_index
+
+            seen_trials.append((trial.params, trial.distributions, value, epoch, c, trial.number))
+            for label in alt:
+                pool = seen_trials
+                if label.endswith("-top"):  # the better half only: the model of the region a pick comes from
+                    pool = sorted(seen_trials, key=lambda x: -x[2])[: max(5, (len(seen_trials) + 1) // 2)]
+                i = model_pick_index(
+                    [x[0] for x in pool],
+                    [x[1] for x in pool],
+                    [x[2] for x in pool],
+                    ard=label.startswith("gp-ard"),
+                )
+                i = seen_trials.index(pool[i])
+                if alt_pick.get(label) != seen_trials[i][5]:
+                    alt_pick[label] = seen_trials[i][5]
+                    p_, _, _, e_, c_, _ = seen_trials[i]
+                    alt[label].append((round(t, 3), round(table.expected(p_, e_, c_), 5)))
         if value > inc_value:
             inc_value = value
             incumbent.append((round(t, 3), round(table.expected(trial.params, epoch, c), 5)))
@@ -806,7 +846,16 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
             heapq.heappush(events, (t + c.epoch_s[k + 1] + epoch_cost, seq, w))
     if method.recheck:
         best = _recheck(method, table, done, incumbent, traj, best, counts, seed=seed, budget=budget, workers=workers)
-    return _result(best, traj, incumbent, counts)
+    res = _result(best, traj, incumbent, counts)
+    res["oracle"] = oracle
+    res.update(alt if PICK_VARIANTS else {})
+    if PICK_VARIANTS and seen_trials:  # the ARD model's pick at the budget only (its fit is slow)
+        from model_pick import model_pick_index
+
+        i = model_pick_index([x[0] for x in seen_trials], [x[1] for x in seen_trials], [x[2] for x in seen_trials])
+        p_, _, _, e_, c_, _ = seen_trials[i]
+        res["gp-ard-final"] = [(budget, round(table.expected(p_, e_, c_), 5))]
+    return res
 
 
 def _recheck(

@@ -388,6 +388,31 @@ def test_the_incumbent_is_the_best_complete_trial_worth_its_configuration_at_its
     assert all(t <= 120.0 for t, _ in run["incumbent"])
 
 
+def test_the_oracle_bound_is_at_least_the_pick_at_every_moment_and_above_it_with_noise() -> None:
+    """``oracle`` (stop 32): the most any complete trial so far is worth. It rises, at every moment it
+    is at least what the pick (``incumbent``, the best value) is worth, and with training noise the
+    luckiest trial is not always the best configuration: in some seeds the bound is strictly above."""
+    import replay_bench
+
+    table = _table()
+    rows = table.rows
+    repeats = [
+        {**r, "seed": s, "val_accuracy": [round(v + d, 4) for v in r["val_accuracy"]]}
+        for r in rows[:3]
+        for s, d in ((1, 0.02), (2, -0.02))
+    ]
+    sur = replay_bench.Surrogate(table.task, rows, 5, repeats)
+    gaps = []
+    for seed in range(6):
+        run = replay_bench.simulate(replay_bench.methods()["hpsearch-nobaseline"], sur, seed=seed, budget=60.0)
+        oracle, inc = run["oracle"], run["incumbent"]
+        assert oracle and inc and [v for _, v in oracle] == sorted(v for _, v in oracle)
+        for t, v in inc:
+            assert v <= max(w for s, w in oracle if s <= t) + 1e-9
+        gaps.append(oracle[-1][1] - inc[-1][1])
+    assert min(gaps) >= 0 and max(gaps) > 0
+
+
 def test_the_expected_score_ranks_by_what_the_incumbent_is_worth_not_by_lucky_epochs() -> None:
     import replay_bench
 
