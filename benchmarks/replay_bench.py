@@ -38,7 +38,8 @@ real ``search_space``; only training is replaced:
 - **Scores** (``SCORES``, ``summarize``). ``observed``, as in ``search_bench.py``: the best
   validation accuracy of any epoch seen so far. ``expected``: what the run's pick is worth, the
   noise-free accuracy of the configuration ``study.best_trial`` names, at its best epoch (on the
-  surrogate, its mean curve): what ``export`` + ``train`` give.
+  surrogate, its mean curve): what ``export`` + ``train`` give. Each run also records ``oracle``: the
+  most any complete trial so far is worth, a bound no pick rule can pass (stop 32, ``pick_bound.py``).
 
 Results: ``benchmarks/results/replay/<task>_budget<B>.json`` (every run's best-at-budget and
 trajectory summary); ``make_report.py`` renders the tables in BENCHMARKS.md.
