@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import sys
+from typing import Any
 
 from conftest import hpsearch
 import optuna
@@ -161,6 +162,18 @@ def _table(n: int = 60, task_name: str = "digits") -> object:
     return replay_bench.Table(task, rows, max_epochs=5)
 
 
+def _surrogate(table: Any, spread: float) -> Any:
+    """The surrogate of ``table`` with two more seeds of its first three rows, ``spread`` above and below."""
+    import replay_bench
+
+    repeats = [
+        {**r, "seed": s, "val_accuracy": [round(v + d, 4) for v in r["val_accuracy"]]}
+        for r in table.rows[:3]
+        for s, d in ((1, spread), (2, -spread))
+    ]
+    return replay_bench.Surrogate(table.task, table.rows, 5, repeats)
+
+
 @pytest.mark.parametrize("name", ["tpe", "hpsearch", "tpe-hyperband", "c:mvg+asha", "kt-hyperband"])
 def test_replay_runs_a_strategy_within_its_budget_deterministically(name: str) -> None:
     import replay_bench
@@ -203,12 +216,7 @@ def test_surrogate_is_exact_on_recorded_configurations_and_draws_noise_per_trial
     table = _table()
     rows = table.rows
     # Two more seeds of the first three configurations, 0.01 above and below the table's curve.
-    repeats = [
-        {**r, "seed": s, "val_accuracy": [round(v + d, 4) for v in r["val_accuracy"]]}
-        for r in rows[:3]
-        for s, d in ((1, 0.01), (2, -0.01))
-    ]
-    sur = replay_bench.Surrogate(table.task, rows, 5, repeats)
+    sur = _surrogate(table, 0.01)
     # Leaves of one, no bootstrap: the mean is the recorded curve on a recorded configuration (and
     # the seeds' mean on a repeated one), and a continuous average of them in between.
     np.testing.assert_allclose(sur.mean_curve(rows[10]["params"]), rows[10]["val_accuracy"], atol=1e-3)
@@ -394,14 +402,7 @@ def test_the_oracle_bound_is_at_least_the_pick_at_every_moment_and_above_it_with
     luckiest trial is not always the best configuration: in some seeds the bound is strictly above."""
     import replay_bench
 
-    table = _table()
-    rows = table.rows
-    repeats = [
-        {**r, "seed": s, "val_accuracy": [round(v + d, 4) for v in r["val_accuracy"]]}
-        for r in rows[:3]
-        for s, d in ((1, 0.02), (2, -0.02))
-    ]
-    sur = replay_bench.Surrogate(table.task, rows, 5, repeats)
+    sur = _surrogate(_table(), 0.02)
     gaps = []
     for seed in range(6):
         run = replay_bench.simulate(replay_bench.methods()["hpsearch-nobaseline"], sur, seed=seed, budget=60.0)
