@@ -470,6 +470,12 @@ class Method:
     recheck: int = 0
     recheck_seeds: int = 1
     recheck_reserve: float = 0.1
+    # Re-measure while the search runs (stop 33): each complete trial that becomes the best by value
+    # (after the first ``live_after`` complete trials) is trained once more, unpruned, by the next
+    # free worker, within the same budget. The pick is then the product's ``_recheck.pick`` rule: the
+    # re-measured configuration whose mean curve is best; before any re-measurement, best_trial.
+    live_recheck: bool = False
+    live_after: int = 0
 
 
 def _tpe(**kw: Any) -> Callable[[int, int], Any]:
@@ -687,6 +693,23 @@ def methods() -> dict[str, Method]:
                 recheck_seeds=n,
                 recheck_reserve=reserve,
             )
+    # 2026-12-06 (stop 33): re-measure each new best while the search runs (Method.live_recheck), from
+    # the first complete trial or from the 10th (the early leads are far apart, noise decides little).
+    for name, after in (("live", 0), ("live-a10", 10)):
+        for b in (False, True):
+            label = f"c:v4-{name}" + ("+baselines" if b else "")
+            out[label] = Method(
+                label,
+                hs,
+                hp,
+                baselines=b,
+                hpsearch=True,
+                prune_last_epoch=False,
+                first_step=fs,
+                smooth=vw,
+                live_recheck=True,
+                live_after=after,
+            )
     # 2026-12-06 (stop 27): two knobs aimed at goal 1's time on mnist_mlp: 5 random start-up trials
     # instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
     for name, (s, p) in {
@@ -762,12 +785,55 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     seen_trials: list[tuple[dict[str, Any], Any, float, int, Curve, int]] = []
     done: list[tuple[float, int, dict[str, Any], list[float]]] = []  # (value, number, params, curve)
     search_budget = budget * (1.0 - method.recheck_reserve) if method.recheck else budget
+    # Method.live_recheck: the queue of configurations to re-measure (params, origin trial number), the
+    # origin of each running re-measurement, and every re-measured origin's curves (its own first).
+    live_queue: list[tuple[dict[str, Any], int]] = []
+    live_of: dict[int, int] = {}
+    live_runs: dict[int, tuple[dict[str, Any], list[list[float]]]] = {}
+    search_complete = [0]
+    # Two pick rules over one live-rechecking search (the pick never steers it): ``incumbent``, the
+    # product's ``_recheck.pick`` (once any configuration is re-measured, only re-measured ones, by
+    # their mean curve), and ``incumbent_eager``: ``best_trial`` until its own re-measurement ends,
+    # then the re-measured configuration whose mean curve is best.
+    eager: list[tuple[float, float]] = []
+    picked: dict[str, Any] = {}
+    inc_trial: list[Any] = [None]  # (number, params, epoch) of best_trial
+
+    def confirmed() -> tuple[int, int, dict[str, Any]] | None:
+        scored = []
+        for o, (params, curves) in live_runs.items():
+            if len(curves) >= 2:
+                n = min(len(v) for v in curves)
+                mean = [float(np.mean([v[i] for v in curves])) for i in range(n)]
+                v_, e_ = smoothed_best(mean, method.smooth)
+                scored.append((v_, -o, o, e_, params, Curve(curves[0], [], 0.0)))
+        return max(scored, key=lambda x: x[:2])[2:] if scored else None
+
+    def repick(t: float) -> None:
+        conf = confirmed()
+        rules: dict[str, Any] = {"strict": conf}
+        n, params, epoch, curve = inc_trial[0]
+        pending = n not in live_runs or len(live_runs[n][1]) < 2
+        rules["eager"] = (n, epoch, params, curve) if pending or conf is None else conf
+        for rule, traj_ in (("strict", incumbent), ("eager", eager)):
+            choice = rules[rule]
+            if choice is None:  # strict, before any re-measurement ends: best_trial
+                choice = (n, epoch, params, curve)
+            if picked.get(rule) != choice[:2]:
+                picked[rule] = choice[:2]
+                traj_.append((round(t, 3), round(table.expected(choice[2], choice[1], choice[3]), 5)))
 
     def complete(w: int, trial: Any, c: Curve, k: int, t: float) -> None:
         nonlocal inc_value
         value, epoch = smoothed_best(c.val[: k + 1], method.smooth)
         studies[w].tell(trial, value)
+        if trial.number in live_of:  # a re-measurement
+            counts["rechecks"] = counts.get("rechecks", 0) + 1
+            live_runs[live_of.pop(trial.number)][1].append(c.val[: k + 1])
+            repick(t)
+            return
         counts["complete"] += 1
+        search_complete[0] += 1
         done.append((value, trial.number, trial.params, c.val[: k + 1]))
         worth = round(table.best_expected(trial.params, k + 1, c), 5)
         if not oracle or worth > oracle[-1][1]:
@@ -793,14 +859,26 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
                     alt[label].append((round(t, 3), round(table.expected(p_, e_, c_), 5)))
         if value > inc_value:
             inc_value = value
-            incumbent.append((round(t, 3), round(table.expected(trial.params, epoch, c), 5)))
+            if not method.live_recheck:
+                incumbent.append((round(t, 3), round(table.expected(trial.params, epoch, c), 5)))
+                return
+            inc_trial[0] = (trial.number, trial.params, epoch, c)
+            if search_complete[0] > method.live_after:
+                live_runs[trial.number] = (trial.params, [c.val[: k + 1]])
+                live_queue.append((trial.params, trial.number))
+            repick(t)
 
     def start(w: int, t: float) -> None:
         nonlocal seq
         if t >= search_budget:
             return
+        if live_queue:  # a re-measurement first, enqueued as ``_recheck.enqueue_rechecks`` does
+            params, origin = live_queue.pop(0)
+            studies[w].enqueue_trial(params, user_attrs={"recheck_of": origin})
         trial = studies[w].ask()
         table.task.search_space(trial)
+        if trial.user_attrs.get("recheck_of") is not None:
+            live_of[trial.number] = int(trial.user_attrs["recheck_of"])
         c = table.curve(trial.params, key=(seed, trial.number))
         if table.peer_cost is not None and not method.hpsearch:
             c = table.peer_cost.scale(c, trial.params)
@@ -828,11 +906,14 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         trial.report(acc, step=k + method.first_step)
         last = k + 1 >= min(max_epochs, len(c.val))
         if last and len(c.val) < max_epochs:  # diverged: hpsearch prunes such a trial
+            live_of.pop(trial.number, None)
             studies[w].tell(trial, state=optuna.trial.TrialState.PRUNED)
             counts["pruned"] += 1
         elif last and not method.prune_last_epoch:
             complete(w, trial, c, k, t)
-        elif trial.should_prune():
+        elif last and trial.number in live_of:
+            complete(w, trial, c, k, t)
+        elif trial.number not in live_of and trial.should_prune():
             studies[w].tell(trial, state=optuna.trial.TrialState.PRUNED)
             counts["pruned"] += 1
             last = True
@@ -849,6 +930,8 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         best = _recheck(method, table, done, incumbent, traj, best, counts, seed=seed, budget=budget, workers=workers)
     res = _result(best, traj, incumbent, counts)
     res["oracle"] = oracle
+    if method.live_recheck:
+        res["incumbent_eager"] = eager
     res.update(alt if PICK_VARIANTS else {})
     if PICK_VARIANTS and seen_trials:  # the ARD model's pick at the budget only (its fit is slow)
         from model_pick import model_pick_index

@@ -19,6 +19,13 @@ value (the best mean of ``value_window`` consecutive epochs, settings version 4;
 older studies), and its best epoch the last of that window; before any recheck,
 ``study.best_trial``. Optuna has no notion of repeated measurements of one configuration (its
 ``best_trial`` is the single best value), hence this module.
+
+Live (settings ``live_recheck``, stop 33): while the search runs, each COMPLETE trial that becomes the
+best by value among the search's own trials is enqueued once more (``enqueue_live_recheck``), within
+the study's cap: the re-measurement takes a slot of the search, as it takes time from it on the
+replay benchmark that chose it. In such a study the pick is ``best_trial`` (of the search's own
+trials) until that trial's recheck ends, then the rechecked configuration whose mean curve is best:
+a new lead is picked at once, and corrected by its second measurement.
 """
 
 from __future__ import annotations
@@ -100,6 +107,39 @@ def enqueue_rechecks(study: Any, *, top: int, repeats: int) -> tuple[list[int], 
     return [t.number for t in chosen], n, cap
 
 
+def enqueue_live_recheck(study: Any, frozen: Any) -> int | None:
+    """After ``frozen`` completed in a ``live_recheck`` study: when it is the best of the search's own
+    COMPLETE trials (rechecks and surplus trials left out; the first of equals stays best) and the
+    study's cap leaves a slot, enqueue it once more, unpruned, for the next free worker. Returns the
+    recheck's trial number, else None. Under the study lock, so that two workers finishing at once
+    compare against each other's trials."""
+    import optuna
+
+    from ._claim import is_surplus
+    from ._claim import study_lock
+
+    if frozen.state != optuna.trial.TrialState.COMPLETE or frozen.value is None or is_recheck(frozen):
+        return None
+    from ._study import read_settings
+
+    with study_lock(study):
+        trials = study.get_trials(deepcopy=False)
+        for t in trials:
+            if t.state != optuna.trial.TrialState.COMPLETE or t.number == frozen.number or t.value is None:
+                continue
+            if not is_recheck(t) and not is_surplus(t):
+                if t.value > frozen.value or (t.value == frozen.value and t.number < frozen.number):
+                    return None
+        # The worker that pops it runs it only within the cap (``Worker._surplus``: fewer than ``cap``
+        # trials ahead of it that are not FAIL); with no slot left the search is over: not enqueued.
+        cap = read_settings(study).n_trials
+        if cap is not None and sum(1 for t in trials if t.state != optuna.trial.TrialState.FAIL) >= cap:
+            return None
+        study.enqueue_trial(frozen.params, user_attrs={RECHECK_ATTR: frozen.number})
+        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    return max(t.number for t in waiting if t.user_attrs.get(RECHECK_ATTR) == frozen.number)
+
+
 @dataclass(frozen=True)
 class Pick:
     """The configuration ``export`` writes: its first trial, the value and best epoch ``export``
@@ -140,15 +180,24 @@ def pick(study: Any) -> Pick | None:
     for t in complete:
         if is_recheck(t) and int(t.user_attrs[RECHECK_ATTR]) in by_number:
             groups.setdefault(int(t.user_attrs[RECHECK_ATTR]), []).append(t)
-    if not groups:
-        best = study.best_trial
-        return Pick(best, float(best.value), best.user_attrs.get("best_epoch"), [best.number])
-    from ._objective import windowed_best
     from ._study import SETTINGS_KEY
     from ._study import StudySettings
 
     attr = study.user_attrs.get(SETTINGS_KEY)
-    window = (StudySettings.from_attr(attr).value_window if isinstance(attr, dict) and "task" in attr else None) or 1
+    settings = StudySettings.from_attr(attr) if isinstance(attr, dict) and "task" in attr else None
+    if settings is not None and settings.live_recheck:
+        # A live-recheck study: the search's lead (the first of its best, as enqueue_live_recheck reads
+        # it) stands until its own recheck ends.
+        own = [t for t in complete if not is_recheck(t)]
+        lead = max(own, key=lambda t: (t.value, -t.number)) if own else None
+        if lead is not None and lead.number not in groups:
+            return Pick(lead, float(lead.value), lead.user_attrs.get("best_epoch"), [lead.number])
+    if not groups:
+        best = study.best_trial
+        return Pick(best, float(best.value), best.user_attrs.get("best_epoch"), [best.number])
+    from ._objective import windowed_best
+
+    window = (settings.value_window if settings else None) or 1
     scored = []
     for origin, rechecks in groups.items():
         runs = [by_number[origin], *sorted(rechecks, key=lambda t: t.number)]

@@ -173,6 +173,7 @@ def run_worker_pass(
         retry_callback=policy.retry_callback(study._storage),
         poll_seconds=policy.poll_seconds,
         sweep_seconds=policy.sweep_seconds,
+        live_recheck=bool(settings.live_recheck),
     )
     worker.install_signal_handlers()
     n = worker.run()

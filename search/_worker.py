@@ -116,8 +116,10 @@ class Worker:
         poll_seconds: float = 2.0,
         sweep_seconds: float = 0.0,
         out: Any = None,
+        live_recheck: bool = False,
     ) -> None:
         self.study = study
+        self.live_recheck = live_recheck  # settings ``live_recheck``: enqueue a recheck of each new best
         self.runner = runner
         self.cap = cap
         self.budget = budget
@@ -285,6 +287,13 @@ class Worker:
                 frozen = self._tell(trial, state, value)
             self.ran += 1
             emit(trial_line(frozen, self.worker_id), self.out)
+            if self.live_recheck and interrupted is None:
+                from ._recheck import enqueue_live_recheck
+
+                again = enqueue_live_recheck(self.study, frozen)
+                if again is not None:
+                    head = f"[{self.worker_id}] " if self.worker_id else ""
+                    emit(f"{head}trial {frozen.number} leads the search: trial {again} trains it once more", self.out)
             if interrupted is not None:
                 break
             if frozen.state.name == "FAIL" and state == optuna.trial.TrialState.FAIL:

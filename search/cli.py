@@ -150,6 +150,13 @@ class Command:
             help="a complete trial's value: its best mean of N consecutive epochs' val accuracy (default 3; "
             "1: its single best epoch)",
         )
+        p.add_argument(
+            "--live-recheck",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="train each new best trial once more while the search runs (within the cap), and let export "
+            "pick by the mean of its runs (default on; --no-live-recheck turns it off; see BENCHMARKS.md)",
+        )
         p.add_argument("--seed", type=non_negative_int, metavar="S", help="sampler and training seed (default 0)")
         p.add_argument(
             "--n-trials",
@@ -195,7 +202,7 @@ def _settings_from(args: argparse.Namespace, task: str) -> tuple[Any, set[str]]:
     from ._study import StudySettings
 
     given: dict[str, Any] = {}
-    for key in ("sampler", "pruner", "max_epochs", "seed", "n_trials", "prune_after", "value_window"):
+    for key in ("sampler", "pruner", "max_epochs", "seed", "n_trials", "prune_after", "value_window", "live_recheck"):
         if getattr(args, key, None) is not None:
             given[key] = getattr(args, key)
     if getattr(args, "no_baseline", None):
@@ -284,7 +291,7 @@ class Create(Command):
             settings,
             url=url,
             exist_ok=args.exist_ok,
-            ignore={"value_window"} - given,
+            ignore={"value_window", "live_recheck"} - given,
         )
         if not created:  # what the study holds (an older version's defaults may differ from this one's)
             from ._study import read_settings
@@ -301,6 +308,7 @@ class Create(Command):
                 if (settings.value_window or 1) > 1
                 else ""
             )
+            + (", live recheck of each new best" if settings.live_recheck else "")
             + (f", cap {settings.n_trials} trials" if settings.n_trials else "")
         )
         return 0

@@ -256,15 +256,25 @@ def test_a_trials_value_window_is_stored_and_studies_of_older_versions_keep_thei
     before it reads as 1 and `create --exist-ok` without the flag does not call it different."""
     from hpsearch._runworker import WorkerConfig
     from hpsearch._runworker import run_worker
+    from hpsearch._study import DEFAULT_LIVE_RECHECK
     from hpsearch._study import SETTINGS_KEY
     from hpsearch._study import StudySettings
 
     url = f"sqlite:///{tmp_path / 'w.db'}"
     hpsearch("create", "--task", "digits", "--study", "a", "--storage", url, cwd=tmp_path)
     hpsearch("create", "--task", "digits", "--study", "b", "--max-epochs", "2", "--storage", url, cwd=tmp_path)
-    hpsearch("create", "--task", "digits", "--study", "c", "--value-window", "1", "--storage", url, cwd=tmp_path)
+    hpsearch(
+        *("create", "--task", "digits", "--study", "c", "--value-window", "1", "--no-live-recheck"),
+        *("--storage", url),
+        cwd=tmp_path,
+    )
     stored = {n: optuna.load_study(study_name=n, storage=url).user_attrs[SETTINGS_KEY] for n in "abc"}
-    assert {n: (d["value_window"], d["version"]) for n, d in stored.items()} == {"a": (3, 4), "b": (2, 4), "c": (1, 4)}
+    # Version 5 (stop 33) adds ``live_recheck``, stored resolved (the default, or the flag).
+    assert {n: (d["value_window"], d["version"], d["live_recheck"]) for n, d in stored.items()} == {
+        "a": (3, 5, DEFAULT_LIVE_RECHECK),
+        "b": (2, 5, DEFAULT_LIVE_RECHECK),
+        "c": (1, 5, False),
+    }
     v3 = {k: v for k, v in StudySettings(task="digits").to_attr().items() if k != "value_window"}
     assert StudySettings.from_attr({**v3, "version": 3}).value_window == 1
 
@@ -272,7 +282,7 @@ def test_a_trials_value_window_is_stored_and_studies_of_older_versions_keep_thei
     # their best epoch, and create --exist-ok without the flag accepts it.
     hpsearch("create", "--task", "digits", "--study", study_name, "--max-epochs", "4", "--storage", url, cwd=tmp_path)
     study = optuna.load_study(study_name=study_name, storage=url)
-    attr = {k: v for k, v in study.user_attrs[SETTINGS_KEY].items() if k != "value_window"}
+    attr = {k: v for k, v in study.user_attrs[SETTINGS_KEY].items() if k not in ("value_window", "live_recheck")}
     study.set_user_attr(SETTINGS_KEY, {**attr, "version": 3})
     out = hpsearch(
         "create",

@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from hpsearch._recheck import RECHECK_ATTR
+from hpsearch._recheck import enqueue_live_recheck
 from hpsearch._recheck import enqueue_rechecks
 from hpsearch._recheck import pick
 from hpsearch._study import StudySettings
@@ -31,8 +32,8 @@ def _trial(study: optuna.Study, lr: float, curve: list[float], **attrs: object) 
     )
 
 
-def _study(url: str, name: str, cap: int | None = 10) -> optuna.Study:
-    settings = StudySettings(task="digits", n_trials=cap, baselines=False)
+def _study(url: str, name: str, cap: int | None = 10, live: bool | None = None) -> optuna.Study:
+    settings = StudySettings(task="digits", n_trials=cap, baselines=False, live_recheck=live)
     study, created = create_study(open_storage(url, create_tables=True), name, settings, url=url)
     assert created
     return study
@@ -168,3 +169,92 @@ def test_run_recheck_with_nothing_to_recheck_still_ends_with_the_summary(tmp_pat
     assert "recheck: no COMPLETE trial to recheck" in run
     assert "done in " in run and ": 0 trial(s) run here, " in run and "best: none yet" in run
     assert "hpsearch recheck" not in run  # nothing to recheck yet: not suggested
+
+
+# -- live recheck (settings version 5): each new lead of the search trained once more as it runs -----
+def test_live_recheck_enqueues_each_new_lead_once_and_the_pick_waits_for_its_recheck(
+    storage_url: str, study_name: str
+) -> None:
+    study = _study(storage_url, study_name, live=True)
+    assert read_settings(study).live_recheck is True and read_settings(study).version == 5
+
+    def done(lr: float, curve: list[float], **attrs: object) -> optuna.trial.FrozenTrial:
+        _trial(study, lr, curve, **attrs)
+        return study.trials[-1]
+
+    first = done(0.01, [0.90, 0.99])  # trial 0: the first lead
+    assert enqueue_live_recheck(study, first) == 1  # enqueued as trial 1, waiting
+    assert enqueue_live_recheck(study, done(0.003, [0.95, 0.96])) is None  # trial 2: below the lead
+    assert enqueue_live_recheck(study, done(0.002, [0.97, 0.99])) is None  # trial 3: equal, later: not a lead
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [(t.number, t.user_attrs[RECHECK_ATTR], t.system_attrs["fixed_params"]) for t in waiting] == [
+        (1, 0, {"learning_rate": 0.01})
+    ]
+    # Until the lead's own recheck ends, the pick is the lead itself (one measurement).
+    chosen = pick(study)
+    assert chosen is not None and chosen.trial.number == 0 and chosen.measurements == 1
+    # Its recheck runs (a worker pops it) and measures it lower: the lead's mean curve is
+    # [0.85, 0.92], and a recheck, though COMPLETE, is never a lead itself.
+    trial = study.ask()
+    assert trial.number == 1 and trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True) == 0.01
+    trial.set_user_attr("history", {"val_accuracy": [0.80, 0.85]})
+    recheck = study.tell(trial, 0.85)
+    assert enqueue_live_recheck(study, recheck) is None
+    chosen = pick(study)
+    assert chosen is not None and chosen.trial.number == 0 and chosen.trials == [0, 1]
+    assert chosen.value == pytest.approx(0.885)
+    # A new lead (trial 4) is picked at once, before its recheck (trial 5) ends.
+    assert enqueue_live_recheck(study, done(0.004, [0.96, 0.995])) == 5
+    chosen = pick(study)
+    assert chosen is not None and chosen.trial.number == 4 and chosen.measurements == 1
+    # A pruned trial is never a lead.
+    study.add_trial(
+        optuna.create_trial(
+            params={"learning_rate": 0.05},
+            distributions={"learning_rate": DIST},
+            state=optuna.trial.TrialState.PRUNED,
+            intermediate_values={1: 0.999},
+        )
+    )
+    assert enqueue_live_recheck(study, study.trials[-1]) is None
+    # With no slot left in the cap the search is over: nothing is enqueued (a worker would mark it
+    # surplus, or it would wait forever).
+    full = _study(storage_url, study_name + "_full", cap=1, live=True)
+    _trial(full, 0.01, [0.90])
+    assert enqueue_live_recheck(full, full.trials[-1]) is None and len(full.trials) == 1
+
+
+def test_a_study_of_an_older_version_reads_as_without_live_recheck() -> None:
+    attr = StudySettings(task="digits").to_attr()
+    del attr["live_recheck"]
+    old = StudySettings.from_attr({**attr, "version": 4})
+    assert old.live_recheck is False and old.version == 4
+
+
+def test_run_with_live_recheck_trains_each_lead_again_within_the_cap(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    run = hpsearch(
+        *("run", "--task", "digits", "--study", "live", "--n-trials", "6", "--max-epochs", "3", "--storage", url),
+        *("--live-recheck", "--no-baseline"),
+        cwd=tmp_path,
+    ).stdout
+    assert "leads the search: trial " in run
+    study = optuna.load_study(study_name="live", storage=url)
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED") and not t.user_attrs.get("surplus")]
+    assert len(finished) == 6  # the rechecks count within the cap
+    rechecks = [t for t in study.trials if t.user_attrs.get(RECHECK_ATTR) is not None]
+    ran = [t for t in rechecks if t.state.name == "COMPLETE"]
+    assert ran and all(t.user_attrs["epochs_run"] == 3 for t in ran)  # never pruned
+    for t in rechecks:  # each the configuration of a trial that led the search when it ended
+        origin = study.trials[t.user_attrs[RECHECK_ATTR]]
+        assert t.system_attrs["fixed_params"] == origin.params and RECHECK_ATTR not in origin.user_attrs
+        assert t.params == origin.params and t.state.name == "COMPLETE"  # none enqueued beyond the cap
+        before = [
+            u.value
+            for u in study.trials[: origin.number]
+            if u.state.name == "COMPLETE" and RECHECK_ATTR not in u.user_attrs
+        ]
+        assert all(v < origin.value for v in before)
+    hpsearch("export", "--study", "live", "-o", "best.json", "--storage", url, cwd=tmp_path)
+    doc = json.loads((tmp_path / "best.json").read_text())
+    assert doc["params"] == pick(study).trial.params  # type: ignore[union-attr]

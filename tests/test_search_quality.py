@@ -515,6 +515,37 @@ def test_recheck_retrains_the_top_configurations_and_picks_by_the_mean_of_their_
     assert incumbent == [(10.0, 0.99)] and "rechecks" not in counts
 
 
+def test_live_recheck_remeasures_new_bests_within_the_budget_and_changes_nothing_when_off() -> None:
+    """``Method.live_recheck`` (stop 33): each new best is trained once more, unpruned, within the
+    same budget, and two pick rules read the one search. Switched off, it is the default exactly."""
+    import dataclasses
+
+    import replay_bench
+
+    table = _table()
+    m = replay_bench.methods()
+    live = m["c:v4-live"]
+    run = replay_bench.simulate(live, table, seed=5, budget=120.0)
+    assert run == replay_bench.simulate(live, table, seed=5, budget=120.0)
+    default = replay_bench.simulate(m["hpsearch-nobaseline"], table, seed=5, budget=120.0)
+    off = replay_bench.simulate(dataclasses.replace(live, live_after=10**6), table, seed=5, budget=120.0)
+    assert off.pop("incumbent_eager") == off["incumbent"] and off == default
+    # Re-measurements happen, inside the budget, and are trials of the study: they cost epochs.
+    assert run["rechecks"] >= 2 and all(t <= 120.0 for t, _ in run["incumbent"] + run["incumbent_eager"])
+    # On the lookup a configuration measures the same every time, so a re-measurement only confirms:
+    # the eager rule ends on best_trial itself, the strict one on the best re-measured configuration,
+    # never worth more; and every worth is a recorded epoch of the table.
+    recorded = {v for row in table.val for v in row}
+    assert run["incumbent"][-1][1] <= run["incumbent_eager"][-1][1]
+    assert all(v in recorded for _, v in run["incumbent"] + run["incumbent_eager"])
+    # With noise, each rule's pick is at most what the oracle bound says some complete trial is worth.
+    sur = _surrogate(table, 0.02)
+    for seed in range(4):
+        r = replay_bench.simulate(live, sur, seed=seed, budget=60.0)
+        bound = r["oracle"][-1][1]
+        assert r["incumbent"][-1][1] <= bound + 1e-9 and r["incumbent_eager"][-1][1] <= bound + 1e-9
+
+
 def test_a_replay_table_holds_rows_of_one_machine_and_one_precision(tmp_path: Path) -> None:
     """The rows' seconds are the replay's clock: a table trained on two CPUs (or in two precisions) is
     refused by the replay and by the table builder (benchmarks/NOTES.md, stop 25)."""
