@@ -533,6 +533,9 @@ def methods() -> dict[str, Method]:
     fs = StudySettings(task="replay").first_step  # the step hpsearch's new studies report after epoch 1
     vw = DEFAULT_VALUE_WINDOW  # a complete trial's value in hpsearch's new studies (settings version 4)
     out = {
+        # Settings version 4's search, the default until stop 33 and what BENCHMARKS.md's replay tables
+        # (ALL_RUNS) ran. Version 5's default adds the live recheck: ``c:v4-live`` (+baselines), whose
+        # product pick is that run's ``incumbent_eager`` (compare_candidate.py scores it).
         # The default: baselines enqueued first, no prior (the prior is opt-in: --baseline-prior).
         "hpsearch": Method(
             "hpsearch", hs, hp, baselines=True, hpsearch=True, prune_last_epoch=False, first_step=fs, smooth=vw

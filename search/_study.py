@@ -126,8 +126,8 @@ class StudySettings:
         out = self if self.prune_after is not None else replace(self, prune_after=prune_after_epochs(task))
         if out.value_window is None:
             out = replace(out, value_window=min(DEFAULT_VALUE_WINDOW, out.max_epochs))
-        if out.live_recheck is None:
-            out = replace(out, live_recheck=DEFAULT_LIVE_RECHECK)
+        if out.live_recheck is None:  # a study of versions 1-4 has none (a test writes such studies)
+            out = replace(out, live_recheck=DEFAULT_LIVE_RECHECK if out.version >= 5 else False)
         return out
 
     def differences(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -438,8 +439,10 @@ def test_run_status_export_train_end_to_end(tmp_path: Path) -> None:
 
     run = hpsearch("run", "--task", "digits", "--study", "demo", "--n-trials", "5", "--max-epochs", "4", cwd=tmp_path)
     assert (tmp_path / "hpsearch.db").is_file()  # the embedded default, in the working directory
-    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("trial ")]
+    lines = [ln for ln in run.stdout.splitlines() if re.match(r"trial \d+ (COMPLETE|PRUNED|FAIL) ", ln)]
     assert len(lines) == 5 and all("value=" in ln and "epochs=" in ln and "params=" in ln for ln in lines)
+    # Live recheck (settings version 5): the first complete trial leads, and is trained once more.
+    assert "trial 0 leads the search: trial 1 trains it once more" in run.stdout
     status = hpsearch("status", "--study", "demo", cwd=tmp_path).stdout
     assert "best: trial" in status and "baseline 0" in status
     hpsearch("export", "--study", "demo", "-o", "best.json", cwd=tmp_path)
@@ -448,7 +451,11 @@ def test_run_status_export_train_end_to_end(tmp_path: Path) -> None:
     assert {"trial", "value", "best_epoch", "versions", "study"} <= set(doc)
     assert "optuna" in doc["versions"] and "tensorflow" in doc["versions"]
     study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
-    assert doc["params"] == study.best_params and doc["value"] == study.best_value
+    from hpsearch._recheck import pick
+
+    chosen = pick(study)  # the lead, or after its recheck the best mean of the rechecked configurations
+    assert chosen is not None and doc["trial"] == chosen.trial.number and doc["params"] == chosen.trial.params
+    assert doc["value"] == pytest.approx(chosen.value)
     hpsearch("train", "--params", "best.json", "--out", "final", cwd=tmp_path)
     metrics = json.loads((tmp_path / "final" / "metrics.json").read_text())
     assert metrics["epochs"] == doc["best_epoch"]
@@ -504,8 +511,11 @@ def test_create_worker_export_on_each_backend(
     out = hpsearch("export", "--study", study_name, "--format", "yaml", cwd=tmp_path, env=env).stdout
     import yaml
 
+    from hpsearch._recheck import pick
+
     doc = yaml.safe_load(out)
-    assert doc["task"] == "digits" and doc["params"] == study.best_params
+    chosen = pick(study)  # the live recheck's pick (settings version 5), not always study.best_trial
+    assert chosen is not None and doc["task"] == "digits" and doc["params"] == chosen.trial.params
 
 
 # -- bad input: one line, exit 2, nothing written ---------------------------------------------------

@@ -128,9 +128,9 @@ def test_run_ends_with_the_summary_and_long_trials_print_epoch_lines(tmp_path: P
     url = f"sqlite:///{tmp_path / 'x.db'}"
     run = hpsearch(
         *("run", "--task", "digits", "--study", "demo", "--n-trials", "2", "--max-epochs", "2", "--storage", url),
-        # no pruning: ASHA may stop trial 1 after its first epoch, and this test counts epoch lines
-        "--pruner",
-        "none",
+        # no pruning: ASHA may stop trial 1 after its first epoch, and this test counts epoch lines;
+        # no live recheck: trial 1 would be trial 0 again (test_recheck.py covers that summary)
+        *("--pruner", "none", "--no-live-recheck"),
         cwd=tmp_path,
         env=cli_env(HPSEARCH_EPOCH_LINES_AFTER="0"),  # every trial counts as long
     )
