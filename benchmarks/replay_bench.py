@@ -470,10 +470,10 @@ class Method:
     recheck: int = 0
     recheck_seeds: int = 1
     recheck_reserve: float = 0.1
-    # Re-measure while the search runs (stop 33): each complete trial that becomes the best by value
-    # (after the first ``live_after`` complete trials) is trained once more, unpruned, by the next
-    # free worker, within the same budget. The pick is then the product's ``_recheck.pick`` rule: the
-    # re-measured configuration whose mean curve is best; before any re-measurement, best_trial.
+    # Re-measure while the search runs (stop 33; settings version 5's ``live_recheck``): each complete
+    # trial that becomes the best by value (after the first ``live_after`` complete trials) is trained
+    # once more, unpruned, by the next free worker, within the same budget. Two pick rules are recorded
+    # (``simulate``): ``incumbent`` (strict) and ``incumbent_eager``, the product's pick from version 5.
     live_recheck: bool = False
     live_after: int = 0
 
@@ -794,15 +794,17 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     live_of: dict[int, int] = {}
     live_runs: dict[int, tuple[dict[str, Any], list[list[float]]]] = {}
     search_complete = [0]
-    # Two pick rules over one live-rechecking search (the pick never steers it): ``incumbent``, the
-    # product's ``_recheck.pick`` (once any configuration is re-measured, only re-measured ones, by
-    # their mean curve), and ``incumbent_eager``: ``best_trial`` until its own re-measurement ends,
-    # then the re-measured configuration whose mean curve is best.
+    # Two pick rules over one live-rechecking search (the pick never steers it): ``incumbent``, strict
+    # (``_recheck.pick`` of a study without live recheck: once any configuration is re-measured, only
+    # re-measured ones, by their mean curve), and ``incumbent_eager``, the pick of a live-recheck study
+    # (settings version 5): ``best_trial`` until its own re-measurement ends, then the re-measured
+    # configuration whose mean curve is best.
     eager: list[tuple[float, float]] = []
     picked: dict[str, Any] = {}
-    inc_trial: list[Any] = [None]  # (number, params, epoch) of best_trial
+    inc_trial: list[Any] = [None]  # (number, params, epoch, curve) of best_trial
 
-    def confirmed() -> tuple[int, int, dict[str, Any]] | None:
+    def confirmed() -> tuple[Any, ...] | None:
+        """(origin, epoch, params, curve) of the re-measured configuration whose mean curve is best."""
         scored = []
         for o, (params, curves) in live_runs.items():
             if len(curves) >= 2:
