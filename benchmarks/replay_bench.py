@@ -672,47 +672,29 @@ def methods() -> dict[str, Method]:
         first_step=fs,
         smooth=3,
     )
+
     # 2026-12-05 (stop 24): re-measure the top configurations before picking (Method.recheck), against
     # the winner's curse of picking the luckiest single measurement. 2026-12-06 (stop 27): the same on
     # settings version 4 (``c:v4-recheck5x2``: its pick reads the 3-epoch window of the mean curve, as
     # the product's now does).
+    def with_and_without_baselines(label: str, window: int, **kw: Any) -> None:
+        """The default's sampler, pruner and steps with ``kw``, as ``label`` and ``label+baselines``."""
+        for b in (False, True):
+            name = label + ("+baselines" if b else "")
+            out[name] = Method(
+                name, hs, hp, baselines=b, hpsearch=True, prune_last_epoch=False, first_step=fs, smooth=window, **kw
+            )
+
     for prefix, name, (k, n, reserve), window in (
         ("c:hpsearch-", "recheck3", (3, 1, 0.1), 1),
         ("c:hpsearch-", "recheck5x2", (5, 2, 0.2), 1),
         ("c:v4-", "recheck5x2", (5, 2, 0.2), vw),
     ):
-        for b in (False, True):
-            label = f"{prefix}{name}" + ("+baselines" if b else "")
-            out[label] = Method(
-                label,
-                hs,
-                hp,
-                baselines=b,
-                hpsearch=True,
-                prune_last_epoch=False,
-                first_step=fs,
-                smooth=window,
-                recheck=k,
-                recheck_seeds=n,
-                recheck_reserve=reserve,
-            )
+        with_and_without_baselines(f"{prefix}{name}", window, recheck=k, recheck_seeds=n, recheck_reserve=reserve)
     # 2026-12-06 (stop 33): re-measure each new best while the search runs (Method.live_recheck), from
     # the first complete trial or from the 10th (the early leads are far apart, noise decides little).
     for name, after in (("live", 0), ("live-a10", 10)):
-        for b in (False, True):
-            label = f"c:v4-{name}" + ("+baselines" if b else "")
-            out[label] = Method(
-                label,
-                hs,
-                hp,
-                baselines=b,
-                hpsearch=True,
-                prune_last_epoch=False,
-                first_step=fs,
-                smooth=vw,
-                live_recheck=True,
-                live_after=after,
-            )
+        with_and_without_baselines(f"c:v4-{name}", vw, live_recheck=True, live_after=after)
     # 2026-12-06 (stop 27): two knobs aimed at goal 1's time on mnist_mlp: 5 random start-up trials
     # instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
     for name, (s, p) in {
