@@ -35,6 +35,24 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
+def cpu_id() -> str:
+    """Family, model and the widest SIMD set, e.g. ``25/1 avx2``: the model name alone ("AMD EPYC") hides
+    the generation, and numpy and scikit-learn round differently with AVX-512, so a replay (a
+    simulation driven by a fitted surrogate) repeats exactly only on the same CPU id (stop 34)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("cpu family", "model", "flags") and key not in fields:
+                fields[key] = value.strip()
+            if len(fields) == 3:
+                break
+    flags = set(fields.get("flags", "").split())
+    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "?")
+    return f"{fields.get('cpu family', '?')}/{fields.get('model', '?')} {simd}"
+
+
 def amx_bf16() -> bool:
     from hpsearch.objectives._fit import cpu_has_amx_bf16
 
@@ -75,6 +93,7 @@ def machine() -> dict[str, Any]:
     return {
         "nproc": os.cpu_count(),
         "cpu_model": cpu_model(),
+        "cpu_id": cpu_id(),
         "amx_bf16": amx_bf16(),  # objectives/_fit.py trains the CNNs in bfloat16 where it is set
         "memory_gib": memory_gib(),
         "platform": platform.platform(),

@@ -476,6 +476,10 @@ class Method:
     # (``simulate``): ``incumbent`` (strict) and ``incumbent_eager``, the product's pick from version 5.
     live_recheck: bool = False
     live_after: int = 0
+    # Stop 34: the re-measurement is not a trial while it trains (TPE's constant liar counts a running
+    # trial among the bad ones, so a running re-measurement of the lead steers the other workers away
+    # from the lead); it is added to the study as a finished trial when it ends (``Study.add_trial``).
+    live_hidden: bool = False
 
 
 def _tpe(**kw: Any) -> Callable[[int, int], Any]:
@@ -695,6 +699,7 @@ def methods() -> dict[str, Method]:
     # the first complete trial or from the 10th (the early leads are far apart, noise decides little).
     for name, after in (("live", 0), ("live-a10", 10)):
         with_and_without_baselines(f"c:v4-{name}", vw, live_recheck=True, live_after=after)
+    with_and_without_baselines("c:v4-live-hidden", vw, live_recheck=True, live_hidden=True)
     # 2026-12-06 (stop 27): two knobs aimed at goal 1's time on mnist_mlp: 5 random start-up trials
     # instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
     for name, (s, p) in {
@@ -773,6 +778,8 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     # Method.live_recheck: the queue of configurations to re-measure (params, origin trial number), the
     # origin of each running re-measurement, and every re-measured origin's curves (its own first).
     live_queue: list[tuple[dict[str, Any], int]] = []
+    live_dists: dict[int, Any] = {}  # Method.live_hidden: each origin's distributions
+    hidden: dict[int, tuple[dict[str, Any], int]] = {}  # Method.live_hidden: worker -> (params, origin)
     live_of: dict[int, int] = {}
     live_runs: dict[int, tuple[dict[str, Any], list[list[float]]]] = {}
     search_complete = [0]
@@ -782,6 +789,13 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     # (settings version 5): ``best_trial`` until its own re-measurement ends, then the re-measured
     # configuration whose mean curve is best.
     eager: list[tuple[float, float]] = []
+    # ... and ``incumbent_plain`` (stop 34): version 4's pick, best_trial of the search's own trials,
+    # over the same live-rechecking search (what the search found, apart from how the pick reads it).
+    plain: list[tuple[float, float]] = []
+    # ... and every lead, so that any pick rule over the leads can be scored offline (the pick never
+    # steers the search): when it led, what its configuration is worth at each epoch (the mean curve),
+    # its measured curves (its own first) and when each re-measurement ended.
+    leads: dict[int, dict[str, Any]] = {}
     picked: dict[str, Any] = {}
     inc_trial: list[Any] = [None]  # (number, params, epoch, curve) of best_trial
 
@@ -816,7 +830,10 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         studies[w].tell(trial, value)
         if trial.number in live_of:  # a re-measurement
             counts["rechecks"] = counts.get("rechecks", 0) + 1
-            live_runs[live_of.pop(trial.number)][1].append(c.val[: k + 1])
+            origin = live_of.pop(trial.number)
+            live_runs[origin][1].append(c.val[: k + 1])
+            leads[origin]["curves"].append(c.val[: k + 1])
+            leads[origin]["ends"].append(round(t, 3))
             repick(t)
             return
         counts["complete"] += 1
@@ -850,14 +867,30 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
                 incumbent.append((round(t, 3), round(table.expected(trial.params, epoch, c), 5)))
                 return
             inc_trial[0] = (trial.number, trial.params, epoch, c)
+            plain.append((round(t, 3), round(table.expected(trial.params, epoch, c), 5)))
+            leads[trial.number] = {
+                "t": round(t, 3),
+                "worth": [round(table.expected(trial.params, e, c), 5) for e in range(k + 1)],
+                "curves": [c.val[: k + 1]],
+                "ends": [round(t, 3)],
+            }
             if search_complete[0] > method.live_after:
                 live_runs[trial.number] = (trial.params, [c.val[: k + 1]])
                 live_queue.append((trial.params, trial.number))
+                live_dists[trial.number] = trial.distributions
             repick(t)
 
     def start(w: int, t: float) -> None:
         nonlocal seq
         if t >= search_budget:
+            return
+        if live_queue and method.live_hidden:  # a re-measurement, not a trial until it ends
+            params, origin = live_queue.pop(0)
+            c = table.curve(params, key=(seed, 10_000_000 + origin))
+            hidden[w] = (params, origin)
+            running[w] = (None, c, 0)
+            seq += 1
+            heapq.heappush(events, (t + c.overhead_s + trial_cost + c.epoch_s[0] + epoch_cost, seq, w))
             return
         if live_queue:  # a re-measurement first, enqueued as ``_recheck.enqueue_rechecks`` does
             params, origin = live_queue.pop(0)
@@ -885,6 +918,33 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         if t > search_budget:
             break
         trial, c, k = running[w]
+        if trial is None:  # Method.live_hidden's re-measurement
+            counts["epochs"] += 1
+            if k + 1 < min(max_epochs, len(c.val)):
+                running[w] = (None, c, k + 1)
+                seq += 1
+                heapq.heappush(events, (t + c.epoch_s[k + 1] + epoch_cost, seq, w))
+                continue
+            params, origin = hidden.pop(w)
+            del running[w]
+            if len(c.val) >= max_epochs:  # a diverged re-measurement adds nothing
+                value, _ = smoothed_best(c.val[: k + 1], method.smooth)
+                studies[w].add_trial(
+                    optuna.trial.create_trial(
+                        params=params,
+                        distributions=live_dists[origin],
+                        value=value,
+                        intermediate_values={i + method.first_step: v for i, v in enumerate(c.val[: k + 1])},
+                        user_attrs={"recheck_of": origin},
+                    )
+                )
+                counts["rechecks"] = counts.get("rechecks", 0) + 1
+                live_runs[origin][1].append(c.val[: k + 1])
+                leads[origin]["curves"].append(c.val[: k + 1])
+                leads[origin]["ends"].append(round(t, 3))
+                repick(t)
+            start(w, t)
+            continue
         acc = c.val[k]
         counts["epochs"] += 1
         if acc > best:
@@ -919,6 +979,8 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     res["oracle"] = oracle
     if method.live_recheck:
         res["incumbent_eager"] = eager
+        res["incumbent_plain"] = plain
+        res["leads"] = {str(n): v for n, v in leads.items()}
     res.update(alt if PICK_VARIANTS else {})
     if PICK_VARIANTS and seen_trials:  # the ARD model's pick at the budget only (its fit is slow)
         from model_pick import model_pick_index

@@ -529,7 +529,8 @@ def test_live_recheck_remeasures_new_bests_within_the_budget_and_changes_nothing
     assert run == replay_bench.simulate(live, table, seed=5, budget=120.0)
     default = replay_bench.simulate(m["hpsearch-nobaseline"], table, seed=5, budget=120.0)
     off = replay_bench.simulate(dataclasses.replace(live, live_after=10**6), table, seed=5, budget=120.0)
-    assert off.pop("incumbent_eager") == off["incumbent"] and off == default
+    assert off.pop("incumbent_eager") == off["incumbent"] == off.pop("incumbent_plain")
+    assert not any(len(v["curves"]) > 1 for v in off.pop("leads").values()) and off == default
     # Re-measurements happen, inside the budget, and are trials of the study: they cost epochs.
     assert run["rechecks"] >= 2 and all(t <= 120.0 for t, _ in run["incumbent"] + run["incumbent_eager"])
     # On the lookup a configuration measures the same every time, so a re-measurement only confirms:
@@ -538,6 +539,16 @@ def test_live_recheck_remeasures_new_bests_within_the_budget_and_changes_nothing
     recorded = {v for row in table.val for v in row}
     assert run["incumbent"][-1][1] <= run["incumbent_eager"][-1][1]
     assert all(v in recorded for _, v in run["incumbent"] + run["incumbent_eager"])
+    # The search's own best_trial (version 4's pick over the same search) ends where the eager rule
+    # ends on the lookup; a re-measurement that is no trial while it trains (stop 34) is one at its end.
+    assert run["incumbent_plain"][-1] == run["incumbent_eager"][-1]
+    # Every lead is recorded with its measurements, for scoring pick rules offline: the re-measurements
+    # are the run's, and the last lead is worth what the plain pick says at one of its epochs.
+    leads = run["leads"]
+    assert sum(len(v["curves"]) - 1 for v in leads.values()) == run["rechecks"]
+    assert run["incumbent_plain"][-1][1] in leads[max(leads, key=int)]["worth"]
+    hidden = replay_bench.simulate(m["c:v4-live-hidden"], table, seed=5, budget=120.0)
+    assert hidden["rechecks"] >= 2 and hidden["incumbent_plain"][-1][1] == hidden["incumbent_eager"][-1][1]
     # With noise, each rule's pick is at most what the oracle bound says some complete trial is worth.
     sur = _surrogate(table, 0.02)
     for seed in range(4):
