@@ -557,6 +557,28 @@ def test_live_recheck_remeasures_new_bests_within_the_budget_and_changes_nothing
         assert r["incumbent"][-1][1] <= bound + 1e-9 and r["incumbent_eager"][-1][1] <= bound + 1e-9
 
 
+def test_pick_rules_scored_offline_reproduce_the_picks_the_run_made() -> None:
+    """``pick_rules.py`` (stop 34) replays pick rules over a live run's recorded leads: its ``eager`` and
+    ``plain`` must end where the run's own ``incumbent_eager`` and ``incumbent_plain`` ended, at every
+    seed, or the rules it compares are not scored on the searches the run made."""
+    import pick_rules
+    import replay_bench
+
+    sur = _surrogate(_table(), 0.02)
+    live = replay_bench.methods()["c:v4-live"]
+    rechecked = 0
+    for seed in range(4):
+        run = replay_bench.simulate(live, sur, seed=seed, budget=60.0)
+        rechecked += run["rechecks"]
+        for rule, recorded in (("eager", "incumbent_eager"), ("plain", "incumbent_plain")):
+            traj = pick_rules.trajectory(run, pick_rules.RULES[rule], live.smooth)
+            assert traj[-1][1] == run[recorded][-1][1]
+        for rule in pick_rules.RULES.values():  # every rule picks a recorded lead's worth
+            worth = pick_rules.trajectory(run, rule, live.smooth)[-1][1]
+            assert any(worth in v["worth"] for v in run["leads"].values())
+    assert rechecked > 0
+
+
 def test_a_replay_table_holds_rows_of_one_machine_and_one_precision(tmp_path: Path) -> None:
     """The rows' seconds are the replay's clock: a table trained on two CPUs (or in two precisions) is
     refused by the replay and by the table builder (benchmarks/NOTES.md, stop 25)."""
