@@ -10,7 +10,8 @@ same seeds and simulation, so a candidate needs no rerun of them. Each candidate
 ``replay_bench.summarize`` exactly as the report scores the default (the pick's worth, ``expected``),
 with the candidate as the focus, and compared with the default of its kind (``+baselines``:
 ``hpsearch``) paired by seed (Wilcoxon signed-rank on the worth at the budget). A live-recheck run's
-second pick rule (``incumbent_eager``) is scored as a method of its own, ``NAME[eager]``.
+other pick rules (``incumbent_eager``: settings version 5's; ``incumbent_v6``: version 6's) are
+scored as methods of their own, ``NAME[eager]`` and ``NAME[v6]``.
 """
 
 from __future__ import annotations
@@ -26,12 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_bench import summarize  # noqa: E402
 
 
-def _eager(r: dict) -> dict:
-    return {
-        **r,
-        "incumbent": r["incumbent_eager"],
-        "expected": r["incumbent_eager"][-1][1] if r["incumbent_eager"] else None,
-    }
+def _rule(r: dict, key: str) -> dict:
+    return {**r, "incumbent": r[key], "expected": r[key][-1][1] if r[key] else None}
 
 
 def main() -> None:
@@ -42,8 +39,9 @@ def main() -> None:
         baseline_worth = summary.get("with_baselines_expected", {}).get("baseline_value")
         peers = {m: rs for m, rs in refs.items() if not m.startswith(("hpsearch", "c:"))}
         for m, rs in sorted(methods.items()):
-            if "incumbent_eager" in rs[0]:  # the live recheck's second pick rule, scored as its own method
-                methods = {**methods, m + "[eager]": [_eager(r) for r in rs]}
+            for rule in ("eager", "v6"):  # the live recheck's other pick rules, each scored as a method
+                if f"incumbent_{rule}" in rs[0]:
+                    methods = {**methods, f"{m}[{rule}]": [_rule(r, f"incumbent_{rule}") for r in rs]}
         for m, rs in sorted(methods.items()):
             with_b = m.split("[")[0].endswith("+baselines")
             default = "hpsearch" if with_b else "hpsearch-nobaseline"

@@ -539,7 +539,8 @@ def methods() -> dict[str, Method]:
     out = {
         # Settings version 4's search, the default until stop 33 and what BENCHMARKS.md's replay tables
         # (ALL_RUNS) ran. Version 5's default adds the live recheck: ``c:v4-live`` (+baselines), whose
-        # product pick is that run's ``incumbent_eager`` (compare_candidate.py scores it).
+        # product pick is that run's ``incumbent_eager``; version 6's is its ``incumbent_v6``
+        # (compare_candidate.py scores both).
         # The default: baselines enqueued first, no prior (the prior is opt-in: --baseline-prior).
         "hpsearch": Method(
             "hpsearch", hs, hp, baselines=True, hpsearch=True, prune_last_epoch=False, first_step=fs, smooth=vw
@@ -799,11 +800,17 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     picked: dict[str, Any] = {}
     inc_trial: list[Any] = [None]  # (number, params, epoch, curve) of best_trial
 
-    def confirmed() -> tuple[Any, ...] | None:
-        """(origin, epoch, params, curve) of the re-measured configuration whose mean curve is best."""
+    # ... and ``incumbent_v6`` (stop 35): the pick of settings version 6, the eager rule between the lead
+    # and the re-measured baselines only (the task's baselines are trials 0 .. nb - 1, enqueued first).
+    v6: list[tuple[float, float]] = []
+    nb = len(table.task.baselines) if method.baselines else 0
+
+    def confirmed(keep: Any = None) -> tuple[Any, ...] | None:
+        """(origin, epoch, params, curve) of the re-measured configuration whose mean curve is best
+        (of those ``keep`` admits)."""
         scored = []
         for o, (params, curves) in live_runs.items():
-            if len(curves) >= 2:
+            if len(curves) >= 2 and (keep is None or keep(o)):
                 n = min(len(v) for v in curves)
                 mean = [float(np.mean([v[i] for v in curves])) for i in range(n)]
                 v_, e_ = smoothed_best(mean, method.smooth)
@@ -816,7 +823,8 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
         n, params, epoch, curve = inc_trial[0]
         pending = n not in live_runs or len(live_runs[n][1]) < 2
         rules["eager"] = (n, epoch, params, curve) if pending or conf is None else conf
-        for rule, traj_ in (("strict", incumbent), ("eager", eager)):
+        rules["v6"] = (n, epoch, params, curve) if pending else confirmed(lambda o: o == n or o < nb)
+        for rule, traj_ in (("strict", incumbent), ("eager", eager), ("v6", v6)):
             choice = rules[rule]
             if choice is None:  # strict, before any re-measurement ends: best_trial
                 choice = (n, epoch, params, curve)
@@ -979,6 +987,7 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     res["oracle"] = oracle
     if method.live_recheck:
         res["incumbent_eager"] = eager
+        res["incumbent_v6"] = v6
         res["incumbent_plain"] = plain
         res["leads"] = {str(n): v for n, v in leads.items()}
     res.update(alt if PICK_VARIANTS else {})

@@ -25,7 +25,16 @@ best by value among the search's own trials is enqueued once more (``enqueue_liv
 the study's cap: the re-measurement takes a slot of the search, as it takes time from it on the
 replay benchmark that chose it. In such a study the pick is ``best_trial`` (of the search's own
 trials) until that trial's recheck ends, then the rechecked configuration whose mean curve is best:
-a new lead is picked at once, and corrected by its second measurement.
+a new lead is picked at once, and corrected by its second measurement (the *eager* rule, version 5).
+From settings version 6 (stop 35) that comparison is narrower: once the lead's recheck ends, the
+pick is the lead or a re-measured *baseline* (a seed or ``--baseline`` configuration, user attribute
+``baseline``), whichever mean curve is best; earlier leads of the search no longer compete. Why: a
+baseline is known good before the search, while the search's earlier leads are near-equal draws
+that the lead displaced, and going back to one of them on a second noisy measurement is a bet on
+noise. Over the same replayed searches this rule was worth more than the eager rule in every case
+scored (BENCHMARKS.md, notes of stops 34 and 35). Live rechecks carry ``live_recheck`` besides
+``recheck_of``; once ``hpsearch recheck`` has re-measured the top configurations on request, every
+re-measured configuration competes again, as in a study without live recheck.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ from typing import Any
 from ._errors import UsageError
 
 RECHECK_ATTR = "recheck_of"
+# Marks a recheck that ``enqueue_live_recheck`` enqueued (from settings version 6), as against one
+# asked for by ``hpsearch recheck``.
+LIVE_ATTR = "live_recheck"
 # The setting measured on the replay benchmark (BENCHMARKS.md, stop 24): the 5 best, 2 more runs each.
 DEFAULT_TOP = 5
 DEFAULT_REPEATS = 2
@@ -135,7 +147,7 @@ def enqueue_live_recheck(study: Any, frozen: Any) -> int | None:
         cap = read_settings(study).n_trials
         if cap is not None and sum(1 for t in trials if t.state != optuna.trial.TrialState.FAIL) >= cap:
             return None
-        study.enqueue_trial(frozen.params, user_attrs={RECHECK_ATTR: frozen.number})
+        study.enqueue_trial(frozen.params, user_attrs={RECHECK_ATTR: frozen.number, LIVE_ATTR: True})
         waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
     return max(t.number for t in waiting if t.user_attrs.get(RECHECK_ATTR) == frozen.number)
 
@@ -192,6 +204,14 @@ def pick(study: Any) -> Pick | None:
         lead = max(own, key=lambda t: (t.value, -t.number)) if own else None
         if lead is not None and lead.number not in groups:
             return Pick(lead, float(lead.value), lead.user_attrs.get("best_epoch"), [lead.number])
+        asked = any(not t.user_attrs.get(LIVE_ATTR) for g in groups.values() for t in g)
+        if settings.version >= 6 and lead is not None and not asked:
+            # Version 6: the lead against the re-measured baselines only (module doc).
+            groups = {
+                o: g
+                for o, g in groups.items()
+                if o == lead.number or by_number[o].user_attrs.get("baseline") is not None
+            }
     if not groups:
         best = study.best_trial
         return Pick(best, float(best.value), best.user_attrs.get("best_epoch"), [best.number])

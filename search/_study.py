@@ -40,9 +40,11 @@ SETTINGS_KEY = "settings"
 # consecutive epochs' val accuracy (default 3), not its single best epoch; versions 1-3 read as 1.
 # 5 (2026-12-06, stop 33): ``live_recheck``, each new best of the search is trained once more while it
 # runs and the pick reads the mean of its runs (``_recheck.py``); versions 1-4 read as off.
+# 6 (2026-12-07, stop 35): a live-recheck study's pick compares the lead with re-measured baselines
+# only, not with the search's earlier leads (``_recheck.py``); version 5 keeps its eager rule.
 # A study keeps the version it was created with: its workers prune it as they always did, and an
 # older hpsearch refuses a newer study rather than prune it its own way.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 # The default ``value_window``. One epoch's val accuracy is one noisy draw (binomial sd ~0.007 at 0.95
 # on 1,000 images); the best single epoch of the best trial is the luckiest draw of the search, which
 # both TPE (ranking trials) and the pick (``study.best_trial``) read. The best mean of 3 consecutive

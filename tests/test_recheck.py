@@ -13,6 +13,7 @@ from hpsearch._recheck import RECHECK_ATTR
 from hpsearch._recheck import enqueue_live_recheck
 from hpsearch._recheck import enqueue_rechecks
 from hpsearch._recheck import pick
+from hpsearch._study import SETTINGS_KEY
 from hpsearch._study import StudySettings
 from hpsearch._study import create_study
 from hpsearch._study import read_settings
@@ -171,12 +172,12 @@ def test_run_recheck_with_nothing_to_recheck_still_ends_with_the_summary(tmp_pat
     assert "hpsearch recheck" not in run  # nothing to recheck yet: not suggested
 
 
-# -- live recheck (settings version 5): each new lead of the search trained once more as it runs -----
+# -- live recheck (settings versions 5 and 6): each new lead of the search trained once more as it runs -----
 def test_live_recheck_enqueues_each_new_lead_once_and_the_pick_waits_for_its_recheck(
     storage_url: str, study_name: str
 ) -> None:
     study = _study(storage_url, study_name, live=True)
-    assert read_settings(study).live_recheck is True and read_settings(study).version == 5
+    assert read_settings(study).live_recheck is True and read_settings(study).version == 6
 
     def done(lr: float, curve: list[float], **attrs: object) -> optuna.trial.FrozenTrial:
         _trial(study, lr, curve, **attrs)
@@ -222,6 +223,48 @@ def test_live_recheck_enqueues_each_new_lead_once_and_the_pick_waits_for_its_rec
     full = _study(storage_url, study_name + "_full", cap=1, live=True)
     _trial(full, 0.01, [0.90])
     assert enqueue_live_recheck(full, full.trials[-1]) is None and len(full.trials) == 1
+
+
+def test_live_pick_compares_the_lead_with_rechecked_baselines_only_from_version_6(
+    storage_url: str, study_name: str
+) -> None:
+    settings = StudySettings(task="digits", n_trials=10, baselines=False, live_recheck=True, value_window=1)
+    study = create_study(open_storage(storage_url, create_tables=True), study_name, settings, url=storage_url)[0]
+
+    def done(lr: float, curve: list[float], **attrs: object) -> optuna.trial.FrozenTrial:
+        _trial(study, lr, curve, **attrs)
+        return study.trials[-1]
+
+    def recheck(curve: list[float]) -> None:  # a worker pops the waiting recheck and trains it
+        trial = study.ask()
+        assert trial.user_attrs[RECHECK_ATTR] is not None
+        trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+        trial.set_user_attr("history", {"val_accuracy": curve})
+        study.tell(trial, max(curve))
+
+    assert enqueue_live_recheck(study, done(0.01, [0.90, 0.96], baseline=0)) == 1  # the seed baseline leads
+    recheck([0.95, 0.97])  # trial 1: its mean curve [0.925, 0.965]
+    assert enqueue_live_recheck(study, done(0.003, [0.93, 0.97])) == 3  # trial 2 leads
+    recheck([0.95, 0.97])  # trial 3: trial 2's mean [0.94, 0.97], the best mean of all
+    assert study.trials[3].user_attrs["live_recheck"] is True
+    assert enqueue_live_recheck(study, done(0.002, [0.95, 0.985])) == 5  # trial 4 leads
+    recheck([0.93, 0.94])  # trial 5: trial 4's mean [0.94, 0.9625]
+    # Version 6: the lead (0.9625) against the re-measured baseline (0.965); trial 2, an earlier lead
+    # of the search, no longer competes though its mean (0.97) is best.
+    chosen = pick(study)
+    assert chosen is not None and chosen.trial.number == 0 and chosen.trials == [0, 1]
+    assert chosen.value == pytest.approx(0.965)
+    # A version-5 study keeps the eager rule: the best mean of every re-measured configuration.
+    attr = dict(study.user_attrs[SETTINGS_KEY])
+    study.set_user_attr(SETTINGS_KEY, {**attr, "version": 5})
+    chosen = pick(study)
+    assert chosen is not None and chosen.trial.number == 2 and chosen.value == pytest.approx(0.97)
+    study.set_user_attr(SETTINGS_KEY, attr)
+    # Once `hpsearch recheck` re-measures on request, every re-measured configuration competes again.
+    assert enqueue_rechecks(study, top=1, repeats=1)[0] == [4]
+    recheck([0.90, 0.95])  # trial 6: trial 4's third run, its mean [0.927, 0.958]
+    chosen = pick(study)
+    assert chosen is not None and chosen.trial.number == 2 and "live_recheck" not in study.trials[6].user_attrs
 
 
 def test_a_study_of_an_older_version_reads_as_without_live_recheck() -> None:
