@@ -40,7 +40,9 @@ trial with its state, so times to a target have epoch resolution. Per run the re
 the time series (elapsed seconds, best val_accuracy so far), the time to each target (``null``
 when never reached), the best val_accuracy within the budget, epochs run, trials complete / pruned /
 failed within the budget, the load average during the run, the child's CPU seconds, and the pick
-(the trial ``study.best_trial`` names at the budget); ``--worth K`` then trains each pick again K
+(the trial ``study.best_trial`` names at the budget; for hpsearch, what ``_recheck.pick`` names in the
+study left at the budget, as ``export`` would: since settings version 5 possibly a re-measured
+configuration, read by its mean curve; ``best_trial``'s is kept as ``pick_best_trial``); ``--worth K`` then trains each pick again K
 times with fresh seeds and records what it is worth (function ``worth_main``).
 
 Runs go seed by seed; the method order rotates with the seed, so a drifting machine load does not
@@ -596,6 +598,33 @@ def summarize(rows: list[dict[str, Any]], budget: float, targets: tuple[float, .
     }
 
 
+def product_pick(db: Path, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """hpsearch's own pick (``_recheck.pick``) of the study the child left at the budget (the child is
+    over, so the file is quiet; only trials that ended within the budget are COMPLETE in it). ``t``: when
+    its last measurement ended (the events' time), ``trials``: the runs its value is the mean of."""
+    import optuna
+
+    from hpsearch._recheck import pick
+    from hpsearch.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{db}")
+    try:
+        chosen = pick(optuna.load_study(study_name="bench", storage=storage))
+    finally:
+        storage.engine.dispose()
+    if chosen is None:
+        return None
+    ends = {r["trial"]: r["t"] for r in rows if r["ev"] == "trial_end"}
+    return {
+        "t": max((ends[n] for n in chosen.trials if n in ends), default=None),
+        "trial": chosen.trial.number,
+        "value": round(chosen.value, 6),
+        "params": chosen.trial.params,
+        "best_epoch": chosen.best_epoch,
+        "trials": chosen.trials,
+    }
+
+
 def _settings_version() -> int:
     from hpsearch._study import FORMAT_VERSION
 
@@ -672,6 +701,12 @@ def run_one(
     data = next((r for r in rows if r["ev"] == "data"), {})
     cfg = TASKS[task]
     summary = summarize(rows, budget, cfg["targets"])
+    db = work / "scratch" / "study.db"
+    if method.startswith("hpsearch") and db.exists():
+        # hpsearch's pick is ``_recheck.pick`` (what ``export`` writes), not ``best_trial``: since
+        # settings version 5 a live-recheck study may pick a re-measured configuration by its mean curve.
+        summary["pick_best_trial"] = summary["pick"]
+        summary["pick"] = product_pick(db, rows)
     errors = []
     if start is None:
         errors.append("the child never started its clock; see " + str(log_path))

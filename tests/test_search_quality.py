@@ -645,3 +645,46 @@ def test_the_wall_clock_pick_is_the_first_best_complete_trial_within_the_budget(
     assert pick == {"t": 20.0, "trial": 1, "value": 0.95, "params": {"x": 1}, "best_epoch": 7}
     # Keras Tuner's events carry no params: no pick, not a wrong one.
     assert search_bench.summarize([{**r, "params": None} for r in rows], 40.0, (0.95,))["pick"] is None
+
+
+def test_the_wall_clock_pick_of_hpsearch_is_the_pick_export_would_write(tmp_path: Path) -> None:
+    import search_bench
+
+    from hpsearch._recheck import enqueue_live_recheck
+    from hpsearch._study import StudySettings
+    from hpsearch._study import create_study
+    from hpsearch.storage import open_storage
+
+    db = tmp_path / "study.db"
+    url = f"sqlite:///{db}"
+    settings = StudySettings(task="digits", n_trials=10, baselines=False, live_recheck=True, value_window=1)
+    study = create_study(open_storage(url, create_tables=True), "bench", settings, url=url)[0]
+    dist = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+
+    def told(lr: float, curve: list[float], **attrs: object) -> optuna.trial.FrozenTrial:
+        study.add_trial(
+            optuna.create_trial(
+                params={"learning_rate": lr},
+                distributions={"learning_rate": dist},
+                value=max(curve),
+                user_attrs={"history": {"val_accuracy": curve}, "best_epoch": curve.index(max(curve)) + 1, **attrs},
+            )
+        )
+        return study.trials[-1]
+
+    def recheck(curve: list[float]) -> None:  # a worker trains the waiting live recheck
+        trial = study.ask()
+        trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+        trial.set_user_attr("history", {"val_accuracy": curve})
+        study.tell(trial, max(curve))
+
+    enqueue_live_recheck(study, told(0.01, [0.90, 0.96], baseline=0))  # trial 0, a seed baseline, leads
+    recheck([0.95, 0.97])  # trial 1: the baseline's mean curve [0.925, 0.965]
+    enqueue_live_recheck(study, told(0.003, [0.93, 0.975]))  # trial 2 leads the search
+    recheck([0.90, 0.93])  # trial 3: its mean [0.915, 0.9525], below the baseline's
+    ends = [{"ev": "trial_end", "t": 10.0 * (n + 1), "trial": n, "state": "COMPLETE"} for n in range(4)]
+    pick = search_bench.product_pick(db, ends)
+    # Not best_trial (trial 2, 0.975 once): the re-measured baseline by its mean curve, as `export` picks.
+    assert pick is not None and pick["trial"] == 0 and pick["trials"] == [0, 1]
+    assert pick["value"] == pytest.approx(0.965) and pick["best_epoch"] == 2
+    assert pick["params"] == {"learning_rate": 0.01} and pick["t"] == 20.0
