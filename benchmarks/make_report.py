@@ -58,7 +58,7 @@ def default_of(runs: list[dict[str, Any]]) -> str:
             "multivariate TPE + constant liar + ASHA after epochs 1 and 4 keeping a quarter (settings "
             "version 2: steps count epochs done)"
         )
-    if versions & {3, 4} and len(versions) == 1:
+    if versions & {3, 4, 5, 6} and len(versions) == 1:
         from hpsearch.objectives import get_task
         from hpsearch.objectives import prune_after_epochs
 
@@ -70,7 +70,18 @@ def default_of(runs: list[dict[str, Any]]) -> str:
             f"`prune_after_epochs` = {n})"
             + (
                 "; a complete trial's value is its best mean of 3 consecutive epochs (settings version 4)"
-                if versions == {4}
+                if versions & {4, 5, 6}
+                else ""
+            )
+            + (
+                "; each new lead of the search trained once more while it runs (live recheck, settings version "
+                "5), the pick then by mean curve: "
+                + (
+                    "the lead against the re-measured baselines only (settings version 6)"
+                    if versions == {6}
+                    else "the best re-measured configuration (settings version 5)"
+                )
+                if versions & {5, 6}
                 else ""
             )
         )
@@ -357,7 +368,13 @@ def worth_lines(methods: list[str], by_method: dict[str, list[dict[str, Any]]]) 
     k = len(by_method[methods[0]][0]["worth"]["runs"])
     lines = [
         f"What the pick is worth (`--worth {k}`): each run's pick (the trial `study.best_trial` names at the "
-        f"budget, by the method's own value) trained again {k} times with fresh seeds for its `best_epoch` "
+        "budget, by the method's own value"
+        + (
+            "; hpsearch's: what `export` would write, `_recheck.pick` of the study left at the budget"
+            if any("pick_best_trial" in r for rs in by_method.values() for r in rs)
+            else ""
+        )
+        + f") trained again {k} times with fresh seeds for its `best_epoch` "
         "epochs through the product's final-training routine (`fit_task`, as `hpsearch train --epochs best`); "
         "per run the mean over those trainings, then the median (min–max) over seeds:",
         "",
