@@ -649,6 +649,7 @@ def test_the_wall_clock_pick_is_the_first_best_complete_trial_within_the_budget(
 
 def test_the_wall_clock_pick_of_hpsearch_is_the_pick_export_would_write(tmp_path: Path) -> None:
     import search_bench
+    from test_recheck import _trial
 
     from hpsearch._recheck import enqueue_live_recheck
     from hpsearch._study import StudySettings
@@ -659,17 +660,9 @@ def test_the_wall_clock_pick_of_hpsearch_is_the_pick_export_would_write(tmp_path
     url = f"sqlite:///{db}"
     settings = StudySettings(task="digits", n_trials=10, baselines=False, live_recheck=True, value_window=1)
     study = create_study(open_storage(url, create_tables=True), "bench", settings, url=url)[0]
-    dist = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
 
     def told(lr: float, curve: list[float], **attrs: object) -> optuna.trial.FrozenTrial:
-        study.add_trial(
-            optuna.create_trial(
-                params={"learning_rate": lr},
-                distributions={"learning_rate": dist},
-                value=max(curve),
-                user_attrs={"history": {"val_accuracy": curve}, "best_epoch": curve.index(max(curve)) + 1, **attrs},
-            )
-        )
+        _trial(study, lr, curve, **attrs)  # a COMPLETE trial with its curve, as test_recheck.py adds them
         return study.trials[-1]
 
     def recheck(curve: list[float]) -> None:  # a worker trains the waiting live recheck
