@@ -42,8 +42,9 @@ when never reached), the best val_accuracy within the budget, epochs run, trials
 failed within the budget, the load average during the run, the child's CPU seconds, and the pick
 (the trial ``study.best_trial`` names at the budget; for hpsearch, what ``_recheck.pick`` names in the
 study left at the budget, as ``export`` would: since settings version 5 possibly a re-measured
-configuration, read by its mean curve; ``best_trial``'s is kept as ``pick_best_trial``); ``--worth K`` then trains each pick again K
-times with fresh seeds and records what it is worth (function ``worth_main``).
+configuration, read by its mean curve; ``best_trial``'s is kept as ``pick_best_trial``); ``--worth K``
+then trains each pick again K times with fresh seeds and records what it is worth (function
+``worth_main``).
 
 Runs go seed by seed; the method order rotates with the seed, so a drifting machine load does not
 always hit the same method. ``--lanes N`` runs N of them at once, each child pinned
