@@ -305,7 +305,10 @@ def search_section(
                 "",
             ]
 
-    if all(r.get("worth") for m in methods for r in by_method[m]):
+    # Every run with a pick must have been retrained; runs with none count as no model (``worth_lines``).
+    if all(r.get("worth") or not r.get("pick") for m in methods for r in by_method[m]) and any(
+        r.get("worth") for m in methods for r in by_method[m]
+    ):
         lines += worth_lines(methods, by_method)
     verdict: dict[str, Any] = {"task": task, "budget": budget, "middle_target": mid}
     if "hpsearch" in agg:
@@ -363,9 +366,12 @@ def worth_lines(methods: list[str], by_method: dict[str, list[dict[str, Any]]]) 
     from scipy.stats import mannwhitneyu
 
     def col(m: str, key: str) -> list[float]:
-        return [r["worth"][key] for r in sorted(by_method[m], key=lambda r: r["seed"])]
+        # A run that ended with no complete trial has no pick: the user gets no model. It counts as
+        # worth 0, the lowest rank, so that such a run is neither dropped nor flattered.
+        return [r["worth"][key] if r.get("worth") else 0.0 for r in sorted(by_method[m], key=lambda r: r["seed"])]
 
-    k = len(by_method[methods[0]][0]["worth"]["runs"])
+    k = next(len(r["worth"]["runs"]) for m in methods for r in by_method[m] if r.get("worth"))
+    no_pick = {m: sum(1 for r in by_method[m] if not r.get("worth")) for m in methods}
     lines = [
         f"What the pick is worth (`--worth {k}`): each run's pick (the trial `study.best_trial` names at the "
         "budget, by the method's own value"
@@ -383,14 +389,22 @@ def worth_lines(methods: list[str], by_method: dict[str, list[dict[str, Any]]]) 
         "|---|---:|---:|---:|---|",
     ]
     for m in methods:
-        own = [r["pick"]["value"] for r in by_method[m]]
+        own = [r["pick"]["value"] if r.get("pick") else 0.0 for r in by_method[m]]
         val, test = col(m, "val_mean"), col(m, "test_mean")
         lines.append(
             f"| {label(m)} | {statistics.median(own):.4f} | {statistics.median(val):.4f} ({min(val):.4f}–"
             f"{max(val):.4f}) | {statistics.median(test):.4f} ({min(test):.4f}–{max(test):.4f}) | "
-            + ", ".join(f"{v:.4f}" for v in val)
+            + ", ".join(f"{v:.4f}" if v else "no pick" for v in val)
             + " |"
         )
+    if any(no_pick.values()):
+        lines += [
+            "",
+            "- A run that ended with no complete trial has no pick (the user gets no model); it counts as "
+            "worth 0 in the medians and the tests: "
+            + ", ".join(f"{label(m)} {n} of {len(by_method[m])}" for m, n in no_pick.items())
+            + ".",
+        ]
     focus = "hpsearch-nobaseline"
     if focus in methods:
         tests = []
