@@ -480,6 +480,10 @@ class Method:
     # trial among the bad ones, so a running re-measurement of the lead steers the other workers away
     # from the lead); it is added to the study as a finished trial when it ends (``Study.add_trial``).
     live_hidden: bool = False
+    # Stop 38 (settings version 7's budget-aware live recheck): a new lead is re-measured only while the
+    # time left in the budget is at least this many times the lead's own training time (its start to
+    # its end); 0: always (versions 5 and 6).
+    live_headroom: float = 0.0
 
 
 def _tpe(**kw: Any) -> Callable[[int, int], Any]:
@@ -701,6 +705,9 @@ def methods() -> dict[str, Method]:
     for name, after in (("live", 0), ("live-a10", 10)):
         with_and_without_baselines(f"c:v4-{name}", vw, live_recheck=True, live_after=after)
     with_and_without_baselines("c:v4-live-hidden", vw, live_recheck=True, live_hidden=True)
+    # 2026-12-07 (stop 38): the live recheck only with time for it (Method.live_headroom).
+    for k in (2, 3):
+        with_and_without_baselines(f"c:v4-live-h{k}", vw, live_recheck=True, live_headroom=float(k))
     # 2026-12-06 (stop 27): two knobs aimed at goal 1's time on mnist_mlp: 5 random start-up trials
     # instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
     for name, (s, p) in {
@@ -784,6 +791,7 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
     live_of: dict[int, int] = {}
     live_runs: dict[int, tuple[dict[str, Any], list[list[float]]]] = {}
     search_complete = [0]
+    started: dict[int, float] = {}  # trial number -> when it started (Method.live_headroom)
     # Two pick rules over one live-rechecking search (the pick never steers it): ``incumbent``, strict
     # (``_recheck.pick`` of a study without live recheck: once any configuration is re-measured, only
     # re-measured ones, by their mean curve), and ``incumbent_eager``, the pick of a live-recheck study
@@ -882,7 +890,10 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
                 "curves": [c.val[: k + 1]],
                 "ends": [round(t, 3)],
             }
-            if search_complete[0] > method.live_after:
+            took = t - started.get(trial.number, t)
+            if method.live_headroom and search_budget - t < method.live_headroom * took:
+                counts["live_skipped"] = counts.get("live_skipped", 0) + 1
+            elif search_complete[0] > method.live_after:
                 live_runs[trial.number] = (trial.params, [c.val[: k + 1]])
                 live_queue.append((trial.params, trial.number))
                 live_dists[trial.number] = trial.distributions
@@ -904,6 +915,7 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
             params, origin = live_queue.pop(0)
             studies[w].enqueue_trial(params, user_attrs={"recheck_of": origin})
         trial = studies[w].ask()
+        started[trial.number] = t
         table.task.search_space(trial)
         if trial.user_attrs.get("recheck_of") is not None:
             live_of[trial.number] = int(trial.user_attrs["recheck_of"])
