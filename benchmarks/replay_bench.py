@@ -706,7 +706,7 @@ def methods() -> dict[str, Method]:
         with_and_without_baselines(f"c:v4-{name}", vw, live_recheck=True, live_after=after)
     with_and_without_baselines("c:v4-live-hidden", vw, live_recheck=True, live_hidden=True)
     # 2026-12-07 (stop 38): the live recheck only with time for it (Method.live_headroom).
-    for k in (2, 3):
+    for k in (2, 3, 5, 10):
         with_and_without_baselines(f"c:v4-live-h{k}", vw, live_recheck=True, live_headroom=float(k))
     # 2026-12-06 (stop 27): two knobs aimed at goal 1's time on mnist_mlp: 5 random start-up trials
     # instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
