@@ -35,6 +35,13 @@ noise. Over the same replayed searches this rule was worth more than the eager r
 scored (BENCHMARKS.md, notes of stops 34 and 35). Live rechecks carry ``live_recheck`` besides
 ``recheck_of``; once ``hpsearch recheck`` has re-measured the top configurations on request, every
 re-measured configuration competes again, as in a study without live recheck.
+
+From settings version 7 (stop 38) a live recheck needs time: a worker with a deadline (``worker
+--timeout``) enqueues one only while its time left is at least ``LIVE_HEADROOM`` times the lead's own
+training time. Why: the recheck is one more full training of the lead, taken from the search; where the
+budget holds few trainings (CIFAR-10 on a slow CPU, stop 37: the first complete trial's recheck took 40 %
+of the training time), it costs more than its measurement is worth. Without a deadline (a trial cap
+only) a recheck still needs a free slot in the cap, as before.
 """
 
 from __future__ import annotations
@@ -42,10 +49,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 import json
+import logging
 import math
 from typing import Any
 
 from ._errors import UsageError
+
+_logger = logging.getLogger("hpsearch")
 
 RECHECK_ATTR = "recheck_of"
 # Marks a recheck that ``enqueue_live_recheck`` enqueued (from settings version 6), as against one
@@ -54,6 +64,9 @@ LIVE_ATTR = "live_recheck"
 # The setting measured on the replay benchmark (BENCHMARKS.md, stop 24): the 5 best, 2 more runs each.
 DEFAULT_TOP = 5
 DEFAULT_REPEATS = 2
+# Settings version 7: a live recheck only while the worker's time left is at least this many times the
+# lead's training time (module doc; chosen on the replay benchmark, BENCHMARKS.md notes of stop 38).
+LIVE_HEADROOM = 5.0
 
 
 def is_recheck(trial: Any) -> bool:
@@ -119,12 +132,20 @@ def enqueue_rechecks(study: Any, *, top: int, repeats: int) -> tuple[list[int], 
     return [t.number for t in chosen], n, cap
 
 
-def enqueue_live_recheck(study: Any, frozen: Any) -> int | None:
+def training_seconds(trial: Any) -> float | None:
+    """How long ``trial`` took, start to end (its training, data loading included); None if unknown."""
+    start, end = trial.datetime_start, trial.datetime_complete
+    return None if start is None or end is None else max((end - start).total_seconds(), 0.0)
+
+
+def enqueue_live_recheck(study: Any, frozen: Any, *, time_left: float | None = None) -> int | None:
     """After ``frozen`` completed in a ``live_recheck`` study: when it is the best of the search's own
     COMPLETE trials (rechecks and surplus trials left out; the first of equals stays best) and the
     study's cap leaves a slot, enqueue it once more, unpruned, for the next free worker. Returns the
     recheck's trial number, else None. Under the study lock, so that two workers finishing at once
-    compare against each other's trials."""
+    compare against each other's trials. ``time_left``: the seconds before the calling worker's
+    deadline (None: no deadline); from settings version 7, a lead whose training took more than
+    ``time_left / LIVE_HEADROOM`` is not re-measured (module doc)."""
     import optuna
 
     from ._claim import is_surplus
@@ -144,8 +165,19 @@ def enqueue_live_recheck(study: Any, frozen: Any) -> int | None:
                     return None
         # The worker that pops it runs it only within the cap (``Worker._surplus``: fewer than ``cap``
         # trials ahead of it that are not FAIL); with no slot left the search is over: not enqueued.
-        cap = read_settings(study).n_trials
+        settings = read_settings(study)
+        cap = settings.n_trials
         if cap is not None and sum(1 for t in trials if t.state != optuna.trial.TrialState.FAIL) >= cap:
+            return None
+        took = training_seconds(frozen)
+        if settings.version >= 7 and time_left is not None and took is not None and time_left < LIVE_HEADROOM * took:
+            _logger.info(
+                "trial %d leads the search; not trained again: %.0f s left, less than %g x its %.0f s",
+                frozen.number,
+                max(time_left, 0.0),
+                LIVE_HEADROOM,
+                took,
+            )
             return None
         study.enqueue_trial(frozen.params, user_attrs={RECHECK_ATTR: frozen.number, LIVE_ATTR: True})
         waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))

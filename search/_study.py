@@ -42,9 +42,11 @@ SETTINGS_KEY = "settings"
 # runs and the pick reads the mean of its runs (``_recheck.py``); versions 1-4 read as off.
 # 6 (2026-12-07, stop 35): a live-recheck study's pick compares the lead with re-measured baselines
 # only, not with the search's earlier leads (``_recheck.py``); version 5 keeps its eager rule.
+# 7 (2026-12-07, stop 38): a worker with a deadline (``--timeout``) re-measures a lead only while its
+# time left is at least ``_recheck.LIVE_HEADROOM`` times the lead's training time; versions 5-6 always.
 # A study keeps the version it was created with: its workers prune it as they always did, and an
 # older hpsearch refuses a newer study rather than prune it its own way.
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 # The default ``value_window``. One epoch's val accuracy is one noisy draw (binomial sd ~0.007 at 0.95
 # on 1,000 images); the best single epoch of the best trial is the luckiest draw of the search, which
 # both TPE (ranking trials) and the pick (``study.best_trial``) read. The best mean of 3 consecutive

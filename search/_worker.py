@@ -290,7 +290,8 @@ class Worker:
             if self.live_recheck and interrupted is None:
                 from ._recheck import enqueue_live_recheck
 
-                again = enqueue_live_recheck(self.study, frozen)
+                left = None if deadline is None else deadline - time.monotonic()
+                again = enqueue_live_recheck(self.study, frozen, time_left=left)
                 if again is not None:
                     head = f"[{self.worker_id}] " if self.worker_id else ""
                     emit(f"{head}trial {frozen.number} leads the search: trial {again} trains it once more", self.out)

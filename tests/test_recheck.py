@@ -9,10 +9,12 @@ from conftest import hpsearch
 import optuna
 import pytest
 
+from hpsearch._recheck import LIVE_HEADROOM
 from hpsearch._recheck import RECHECK_ATTR
 from hpsearch._recheck import enqueue_live_recheck
 from hpsearch._recheck import enqueue_rechecks
 from hpsearch._recheck import pick
+from hpsearch._study import FORMAT_VERSION
 from hpsearch._study import SETTINGS_KEY
 from hpsearch._study import StudySettings
 from hpsearch._study import create_study
@@ -177,7 +179,7 @@ def test_live_recheck_enqueues_each_new_lead_once_and_the_pick_waits_for_its_rec
     storage_url: str, study_name: str
 ) -> None:
     study = _study(storage_url, study_name, live=True)
-    assert read_settings(study).live_recheck is True and read_settings(study).version == 6
+    assert read_settings(study).live_recheck is True and read_settings(study).version == FORMAT_VERSION == 7
 
     def done(lr: float, curve: list[float], **attrs: object) -> optuna.trial.FrozenTrial:
         _trial(study, lr, curve, **attrs)
@@ -265,6 +267,61 @@ def test_live_pick_compares_the_lead_with_rechecked_baselines_only_from_version_
     recheck([0.90, 0.95])  # trial 6: trial 4's third run, its mean [0.927, 0.958]
     chosen = pick(study)
     assert chosen is not None and chosen.trial.number == 2 and "live_recheck" not in study.trials[6].user_attrs
+
+
+def test_live_recheck_needs_time_left_from_version_7(storage_url: str, study_name: str) -> None:
+    """Version 7: a worker with a deadline re-measures a lead only while its time left is at least
+    LIVE_HEADROOM times the lead's training time; without a deadline, and in a version-6 study, always."""
+    from datetime import datetime
+    from datetime import timedelta
+
+    study = _study(storage_url, study_name, live=True)
+    start = datetime(2026, 12, 7, 12, 0, 0)
+
+    def done(lr: float, value: float, seconds: float) -> optuna.trial.FrozenTrial:
+        study.add_trial(
+            optuna.create_trial(
+                params={"learning_rate": lr},
+                distributions={"learning_rate": DIST},
+                value=value,
+                user_attrs={"history": {"val_accuracy": [value]}, "best_epoch": 1},
+            )
+        )
+        frozen = study.trials[-1]
+        # A trial added whole has one time stamp; a worker's trial runs from its start to its end.
+        frozen.datetime_start, frozen.datetime_complete = start, start + timedelta(seconds=seconds)
+        return frozen
+
+    lead = done(0.01, 0.90, 100.0)  # trained 100 s
+    assert enqueue_live_recheck(study, lead, time_left=LIVE_HEADROOM * 100.0 - 1) is None  # too little time
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert enqueue_live_recheck(study, lead, time_left=LIVE_HEADROOM * 100.0) == 1  # just enough
+    lead = done(0.003, 0.95, 100.0)  # trial 2, a new lead
+    assert enqueue_live_recheck(study, lead, time_left=None) == 3  # no deadline: re-measured
+    # A version-6 study re-measures whatever the time left (as it always did).
+    attr = dict(study.user_attrs[SETTINGS_KEY])
+    study.set_user_attr(SETTINGS_KEY, {**attr, "version": 6})
+    lead = done(0.002, 0.96, 100.0)  # trial 4
+    assert enqueue_live_recheck(study, lead, time_left=1.0) == 5
+
+
+def test_a_worker_near_its_deadline_does_not_retrain_a_slow_lead(tmp_path: Path) -> None:
+    """Through the CLI: a worker whose --timeout leaves less than LIVE_HEADROOM trainings of the lead
+    trains no recheck and says why (the first complete trial leads; 3 epochs of digits take seconds,
+    a --timeout of 2 s leaves less than 5 of them)."""
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    hpsearch(
+        *("create", "--task", "digits", "--study", "tight", "--max-epochs", "3", "--storage", url),
+        *("--live-recheck", "--no-baseline"),
+        cwd=tmp_path,
+    )
+    out = hpsearch("worker", "--study", "tight", "--timeout", "2", "--storage", url, cwd=tmp_path)
+    study = optuna.load_study(study_name="tight", storage=url)
+    assert read_settings(study).version == FORMAT_VERSION
+    assert study.trials and study.trials[0].state.name == "COMPLETE"
+    assert not [t for t in study.trials if t.user_attrs.get(RECHECK_ATTR) is not None]
+    assert "trial 0 leads the search; not trained again:" in out.stdout + out.stderr
+    assert f"less than {LIVE_HEADROOM:g} x its" in out.stdout + out.stderr
 
 
 def test_a_study_of_an_older_version_reads_as_without_live_recheck() -> None:
