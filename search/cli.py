@@ -20,6 +20,7 @@ from ._errors import HpsearchError
 from ._errors import UsageError
 from ._recheck import DEFAULT_REPEATS
 from ._recheck import DEFAULT_TOP
+from ._recheck import LIVE_HEADROOM
 from ._runworker import WorkerConfig
 from ._runworker import run_worker
 from ._runworker import run_worker_pass
@@ -154,8 +155,9 @@ class Command:
             "--live-recheck",
             action=argparse.BooleanOptionalAction,
             default=None,
-            help="train each new best trial once more while the search runs (within the cap), and let export "
-            "pick by the mean of its runs (default on; --no-live-recheck turns it off; see BENCHMARKS.md)",
+            help="train each new best trial once more while the search runs (within the cap; a worker with "
+            f"--timeout only while {LIVE_HEADROOM:g}x the trial's training time is left), and let export pick by "
+            "the mean of its runs (default on; --no-live-recheck turns it off; see BENCHMARKS.md)",
         )
         p.add_argument("--seed", type=non_negative_int, metavar="S", help="sampler and training seed (default 0)")
         p.add_argument(
