@@ -484,6 +484,8 @@ class Method:
     # time left in the budget is at least this many times the lead's own training time (its start to
     # its end); 0: always (versions 5 and 6).
     live_headroom: float = 0.0
+    # ... except for a baseline that leads (its recheck is what lets version 6's pick go back to it).
+    live_spare_baselines: bool = False
 
 
 def _tpe(**kw: Any) -> Callable[[int, int], Any]:
@@ -708,6 +710,7 @@ def methods() -> dict[str, Method]:
     # 2026-12-07 (stop 38): the live recheck only with time for it (Method.live_headroom).
     for k in (2, 3, 5, 10):
         with_and_without_baselines(f"c:v4-live-h{k}", vw, live_recheck=True, live_headroom=float(k))
+    with_and_without_baselines("c:v4-live-h5b", vw, live_recheck=True, live_headroom=5.0, live_spare_baselines=True)
     # 2026-12-06 (stop 27): two knobs aimed at goal 1's time on mnist_mlp: 5 random start-up trials
     # instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
     for name, (s, p) in {
@@ -891,7 +894,8 @@ def simulate(method: Method, table: Table, *, seed: int, budget: float, workers:
                 "ends": [round(t, 3)],
             }
             took = t - started.get(trial.number, t)
-            if method.live_headroom and search_budget - t < method.live_headroom * took:
+            spared = method.live_spare_baselines and trial.number < nb
+            if method.live_headroom and not spared and search_budget - t < method.live_headroom * took:
                 counts["live_skipped"] = counts.get("live_skipped", 0) + 1
             elif search_complete[0] > method.live_after:
                 live_runs[trial.number] = (trial.params, [c.val[: k + 1]])

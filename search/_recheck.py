@@ -40,8 +40,10 @@ From settings version 7 (stop 38) a live recheck needs time: a worker with a dea
 --timeout``) enqueues one only while its time left is at least ``LIVE_HEADROOM`` times the lead's own
 training time. Why: the recheck is one more full training of the lead, taken from the search; where the
 budget holds few trainings (CIFAR-10 on a slow CPU, stop 37: the first complete trial's recheck took 40 %
-of the training time), it costs more than its measurement is worth. Without a deadline (a trial cap
-only) a recheck still needs a free slot in the cap, as before.
+of the training time), it costs more than its measurement is worth. A baseline (user attribute
+``baseline``) that leads is re-measured whatever the time left: its recheck is what lets the pick go
+back to it when a later lead's own recheck falls short, the comparison that gains with baselines.
+Without a deadline (a trial cap only) a recheck still needs a free slot in the cap, as before.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ def enqueue_live_recheck(study: Any, frozen: Any, *, time_left: float | None = N
     recheck's trial number, else None. Under the study lock, so that two workers finishing at once
     compare against each other's trials. ``time_left``: the seconds before the calling worker's
     deadline (None: no deadline); from settings version 7, a lead whose training took more than
-    ``time_left / LIVE_HEADROOM`` is not re-measured (module doc)."""
+    ``time_left / LIVE_HEADROOM`` is not re-measured unless it is a baseline (module doc)."""
     import optuna
 
     from ._claim import is_surplus
@@ -170,7 +172,14 @@ def enqueue_live_recheck(study: Any, frozen: Any, *, time_left: float | None = N
         if cap is not None and sum(1 for t in trials if t.state != optuna.trial.TrialState.FAIL) >= cap:
             return None
         took = training_seconds(frozen)
-        if settings.version >= 7 and time_left is not None and took is not None and time_left < LIVE_HEADROOM * took:
+        baseline = frozen.user_attrs.get("baseline") is not None  # spared: module doc
+        if (
+            settings.version >= 7
+            and not baseline
+            and time_left is not None
+            and took is not None
+            and time_left < LIVE_HEADROOM * took
+        ):
             _logger.info(
                 "trial %d leads the search; not trained again: %.0f s left, less than %g x its %.0f s",
                 frozen.number,

@@ -271,20 +271,21 @@ def test_live_pick_compares_the_lead_with_rechecked_baselines_only_from_version_
 
 def test_live_recheck_needs_time_left_from_version_7(storage_url: str, study_name: str) -> None:
     """Version 7: a worker with a deadline re-measures a lead only while its time left is at least
-    LIVE_HEADROOM times the lead's training time; without a deadline, and in a version-6 study, always."""
+    LIVE_HEADROOM times the lead's training time; a baseline that leads, without a deadline, and in a
+    version-6 study, always."""
     from datetime import datetime
     from datetime import timedelta
 
     study = _study(storage_url, study_name, live=True)
     start = datetime(2026, 12, 7, 12, 0, 0)
 
-    def done(lr: float, value: float, seconds: float) -> optuna.trial.FrozenTrial:
+    def done(lr: float, value: float, seconds: float, **attrs: object) -> optuna.trial.FrozenTrial:
         study.add_trial(
             optuna.create_trial(
                 params={"learning_rate": lr},
                 distributions={"learning_rate": DIST},
                 value=value,
-                user_attrs={"history": {"val_accuracy": [value]}, "best_epoch": 1},
+                user_attrs={"history": {"val_accuracy": [value]}, "best_epoch": 1, **attrs},
             )
         )
         frozen = study.trials[-1]
@@ -298,11 +299,13 @@ def test_live_recheck_needs_time_left_from_version_7(storage_url: str, study_nam
     assert enqueue_live_recheck(study, lead, time_left=LIVE_HEADROOM * 100.0) == 1  # just enough
     lead = done(0.003, 0.95, 100.0)  # trial 2, a new lead
     assert enqueue_live_recheck(study, lead, time_left=None) == 3  # no deadline: re-measured
-    # A version-6 study re-measures whatever the time left (as it always did).
+    lead = done(0.03, 0.97, 100.0, baseline=0)  # trial 4: a baseline leads
+    assert enqueue_live_recheck(study, lead, time_left=1.0) == 5  # re-measured whatever the time left
+    # A version-6 study re-measures any lead whatever the time left (as it always did).
     attr = dict(study.user_attrs[SETTINGS_KEY])
     study.set_user_attr(SETTINGS_KEY, {**attr, "version": 6})
-    lead = done(0.002, 0.96, 100.0)  # trial 4
-    assert enqueue_live_recheck(study, lead, time_left=1.0) == 5
+    lead = done(0.002, 0.98, 100.0)  # trial 6
+    assert enqueue_live_recheck(study, lead, time_left=1.0) == 7
 
 
 def test_a_worker_near_its_deadline_does_not_retrain_a_slow_lead(tmp_path: Path) -> None:
