@@ -496,7 +496,7 @@ PATCH_KEYS = ("startup", "hb_min", "hb_rf")  # benchmark-side variants of _study
 def method_overrides(method: str) -> dict[str, Any]:
     """``StudySettings`` fields of an hpsearch method: ``hpsearch:pruner=median,baselines=0``.
 
-    Besides the settings (``sampler``, ``pruner``, ``baselines``), three keys try other sampler and
+    Besides the settings (``sampler``, ``pruner``, ``baselines``, ``version``, ``live_recheck``), three keys try other sampler and
     pruner arguments without changing ``search/_study.py``: ``startup=N`` (TPE ``n_startup_trials``,
     Optuna's default 10), ``hb_min=N`` / ``hb_rf=N`` (Hyperband ``min_resource`` / ``reduction_factor``,
     hpsearch's 1 / 3). They replace ``search._study.make_sampler`` / ``make_pruner`` in the benchmark's
@@ -515,11 +515,14 @@ def method_overrides(method: str) -> dict[str, Any]:
             out[key] = value.strip().lower() not in ("0", "false", "no", "off")
         elif key in ("sampler", "pruner"):
             out[key] = value.strip()
+        elif key in ("version", "live_recheck"):  # stop 38: an older settings version's behaviour, paired
+            out[key] = int(value) if key == "version" else value.strip().lower() not in ("0", "false", "no", "off")
         elif key in PATCH_KEYS:
             patch[key] = int(value)
         else:
             raise SystemExit(
-                f"unsupported hpsearch variant setting {key!r} (sampler, pruner, baselines, {', '.join(PATCH_KEYS)})"
+                f"unsupported hpsearch variant setting {key!r} (sampler, pruner, baselines, version, live_recheck, "
+                f"{', '.join(PATCH_KEYS)})"
             )
     if patch:
         out["_patch"] = patch
@@ -807,7 +810,12 @@ def main(argv: list[str] | None = None) -> int:
         return worth_main(args)
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods: list[str] = []
+    for part in (m.strip() for m in args.methods.split(",")):
+        if "=" in part and ":" not in part and methods and methods[-1].startswith("hpsearch:"):
+            methods[-1] += "," + part  # a further setting of the hpsearch:K=V,K2=V2 before it
+        elif part:
+            methods.append(part)
     for m in methods:
         if not (m in DEFAULT_METHODS + EXTRA_METHODS or m.startswith("hpsearch:")):
             ap.error(
