@@ -183,7 +183,11 @@ def run_hpsearch(
     storage = open_storage(url, create_tables=True)
     create_study(storage, "bench", settings, url=url)
     storage.engine.dispose()
-    run_worker(WorkerConfig(study="bench", timeout=budget, heartbeat_interval=30, grace_period=120), url, data=data)
+    # worker_index=0: the sampler's seed is ``seed * 1009`` (``make_sampler``), so a seed draws the same
+    # start-up configurations in every run and method. Until stop 38 it was unset, and a lone worker's
+    # index (so its seed) came from a hash of host name and pid (``_index``): not repeatable.
+    config = WorkerConfig(study="bench", timeout=budget, heartbeat_interval=30, grace_period=120, worker_index=0)
+    run_worker(config, url, data=data)
 
 
 def _epoch_callback(events: Events, trial_id: Any) -> Any:
