@@ -43,7 +43,8 @@ SETTINGS_KEY = "settings"
 # 6 (2026-12-07, stop 35): a live-recheck study's pick compares the lead with re-measured baselines
 # only, not with the search's earlier leads (``_recheck.py``); version 5 keeps its eager rule.
 # 7 (2026-12-07, stop 38): a worker with a deadline (``--timeout``) re-measures a lead only while its
-# time left is at least ``_recheck.LIVE_HEADROOM`` times the lead's training time; versions 5-6 always.
+# time left is at least ``_recheck.LIVE_HEADROOM`` times the lead's training time (a baseline that
+# leads: always); versions 5-6 re-measure every lead.
 # A study keeps the version it was created with: its workers prune it as they always did, and an
 # older hpsearch refuses a newer study rather than prune it its own way.
 FORMAT_VERSION = 7
