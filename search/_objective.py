@@ -59,7 +59,15 @@ def _history_callback(epoch_log: list[dict[str, float]]) -> Any:
     return _Recorder()
 
 
-def _pruning_callback(trial: Any, max_epochs: int, first_step: int = 1, *, prune: bool = True) -> Any:
+def _pruning_callback(
+    trial: Any,
+    max_epochs: int,
+    first_step: int = 1,
+    *,
+    prune: bool = True,
+    floor: float | None = None,
+    floor_after: int = 0,
+) -> Any:
     """optuna-integration's ``KerasPruningCallback`` on ``val_accuracy``, reporting ``epoch +
     first_step``, except that it never prunes after the last epoch (nor at all with ``prune``
     False: a recheck, ``_recheck.py``, trains every epoch and only reports).
@@ -68,18 +76,57 @@ def _pruning_callback(trial: Any, max_epochs: int, first_step: int = 1, *, prune
     Hyperband with the default settings) would mark a fully trained trial PRUNED and hide it from
     ``best_trial``.
     After the last epoch the value is reported and the trial ends COMPLETE.
+
+    With ``floor`` (``constant_answer_floor``) and ``floor_after`` N (settings version 8), a trial whose
+    best val accuracy after N epochs, or any later one, is no better than ``floor`` is pruned whatever
+    the pruner says, and says why in its ``prune_reason`` user attribute. Optuna's pruners rank a trial
+    against the others, so they keep a search's first trial at every rung (nothing to compare it
+    with): a first trial that never learns trained in full. Optuna's ``ThresholdPruner`` takes a
+    fixed bound and replaces the study's pruner rather than adding to it, hence this check.
     """
+    import optuna
     from optuna_integration.keras import KerasPruningCallback
 
     class _PruneBeforeTheLastEpoch(KerasPruningCallback):
+        best = -math.inf
+
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if prune and epoch + 1 < max_epochs:
-                return super().on_epoch_end(epoch + first_step, logs)
             value = (logs or {}).get("val_accuracy")
+            if value is not None and math.isfinite(float(value)):
+                self.best = max(self.best, float(value))
+            if prune and epoch + 1 < max_epochs:
+                if floor is not None and floor_after and epoch + 1 >= floor_after and value is not None:
+                    if self.best <= floor:
+                        trial.report(float(value), step=epoch + first_step)
+                        reason = (
+                            f"val accuracy {self.best:.4f} after {epoch + 1} epochs: no better than always "
+                            "answering the validation split's most common class"
+                        )
+                        trial.set_user_attr("prune_reason", reason)
+                        raise optuna.TrialPruned(reason)
+                return super().on_epoch_end(epoch + first_step, logs)
             if value is not None:
                 trial.report(float(value), step=epoch + first_step)
 
     return _PruneBeforeTheLastEpoch(trial, "val_accuracy")
+
+
+def constant_answer_floor(data: Any) -> float | None:
+    """The highest val accuracy a model can score by always giving the same answer: the most common
+    class's count in the validation split, plus half an image (accuracies are counts over the split,
+    and Keras reports them in float32). None where the task's data gives no labels."""
+    import numpy as np
+
+    try:
+        labels = np.asarray(data.labels("val"))
+    except NotImplementedError:
+        return None
+    if labels.ndim > 1:  # one-hot
+        labels = labels.argmax(axis=-1)
+    if labels.size == 0:
+        return None
+    counts = np.unique(labels, return_counts=True)[1]
+    return (float(counts.max()) + 0.5) / float(labels.size)
 
 
 def _clear_session(keras: Any) -> None:
@@ -128,7 +175,15 @@ class TrialRunner:
     """Runs one trial of ``task`` on ``data`` (loaded once per worker and reused)."""
 
     def __init__(
-        self, task: Any, data: Any, *, max_epochs: int, seed: int | None, first_step: int = 1, value_window: int = 1
+        self,
+        task: Any,
+        data: Any,
+        *,
+        max_epochs: int,
+        seed: int | None,
+        first_step: int = 1,
+        value_window: int = 1,
+        floor_after: int = 0,
     ) -> None:
         import keras
 
@@ -138,6 +193,10 @@ class TrialRunner:
         self.first_step = first_step  # the step reported after the first epoch (see the module doc)
         self.value_window = value_window  # a complete trial's value: best mean of this many epochs
         self.seed = seed
+        # settings version 8: prune a trial no better than a constant answer after this many epochs
+        # (``_pruning_callback``); 0: never
+        self.floor_after = floor_after
+        self.floor = constant_answer_floor(data) if floor_after else None
         self._keras = keras
         self.callbacks: list[Any] = []  # extra Keras callbacks for every trial (the worker's stop check)
 
@@ -174,7 +233,14 @@ class TrialRunner:
                 seed=self.trial_seed(trial.number),
                 callbacks=[
                     _history_callback(epoch_log),
-                    _pruning_callback(trial, self.max_epochs, self.first_step, prune=not is_recheck(trial)),
+                    _pruning_callback(
+                        trial,
+                        self.max_epochs,
+                        self.first_step,
+                        prune=not is_recheck(trial),
+                        floor=self.floor,
+                        floor_after=self.floor_after,
+                    ),
                     trial_epoch_lines(trial.number, self.max_epochs),
                     *self.callbacks,
                 ],

@@ -163,6 +163,7 @@ def run_worker_pass(
         seed=settings.seed,
         first_step=settings.first_step,
         value_window=settings.value_window or 1,
+        floor_after=settings.constant_answer_after,
     )
     worker = Worker(
         study,

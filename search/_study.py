@@ -45,9 +45,12 @@ SETTINGS_KEY = "settings"
 # 7 (2026-12-07, stop 38): a worker with a deadline (``--timeout``) re-measures a lead only while its
 # time left is at least ``_recheck.LIVE_HEADROOM`` times the lead's training time (a baseline that
 # leads: always); versions 5-6 re-measure every lead.
+# 8 (2026-12-07, stop 39): a trial whose best val accuracy after ``constant_answer_after`` epochs is no
+# better than always answering the validation split's most common class is pruned (``_objective.py``);
+# versions 1-7 leave such a trial to the pruner, which keeps a search's first trial at every rung.
 # A study keeps the version it was created with: its workers prune it as they always did, and an
 # older hpsearch refuses a newer study rather than prune it its own way.
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 # The default ``value_window``. One epoch's val accuracy is one noisy draw (binomial sd ~0.007 at 0.95
 # on 1,000 images); the best single epoch of the best trial is the luckiest draw of the search, which
 # both TPE (ranking trials) and the pick (``study.best_trial``) read. The best mean of 3 consecutive
@@ -114,6 +117,15 @@ class StudySettings:
     def first_step(self) -> int:
         """The step reported after the first epoch: 1 (epochs done) from version 2, else 0."""
         return 1 if self.version >= 2 else 0
+
+    @property
+    def constant_answer_after(self) -> int:
+        """From version 8, with a pruner: the epochs after which a trial no better than a constant
+        answer is pruned (the task's ``prune_after``, at least 2: on the replay tables, a configuration
+        at that level after one epoch sometimes learns later, after two none reaches 0.52); else 0."""
+        if self.version < 8 or self.pruner == "none":
+            return 0
+        return max(2, self.prune_after or 1)
 
     def to_attr(self) -> dict[str, Any]:
         return asdict(self)

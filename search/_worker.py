@@ -72,6 +72,8 @@ def trial_note(trial: Any, width: int = 60) -> str:
         note.append(f"retry of {a['retry_of']}")
     if a.get("fail_reason"):
         note.append(str(a["fail_reason"])[:width])
+    if a.get("prune_reason"):
+        note.append(str(a["prune_reason"])[:width])
     return "; ".join(note)
 
 
@@ -96,6 +98,8 @@ def trial_line(frozen: Any, worker_id: str | None = None) -> str:
         extra += " cache=yes"
     if frozen.state.name == "FAIL" and attrs.get("fail_reason"):
         extra += f" reason={textwrap.shorten(str(attrs['fail_reason']), 120, placeholder=' ...')!r}"
+    if frozen.state.name == "PRUNED" and attrs.get("prune_reason"):
+        extra += f" reason={textwrap.shorten(str(attrs['prune_reason']), 120, placeholder=' ...')!r}"
     return (
         f"{head}trial {frozen.number} {frozen.state.name} value={value} "
         f"epochs={attrs.get('epochs_run', 0)} seconds={'-' if seconds is None else f'{seconds:.1f}'}"

@@ -136,7 +136,12 @@ class Command:
     def add_settings(p: argparse.ArgumentParser) -> None:
         """Study settings; defaults are None so ``run`` can tell given flags from defaults."""
         p.add_argument("--sampler", choices=("tpe", "random", "gp"), help="default tpe")
-        p.add_argument("--pruner", choices=("asha", "hyperband", "median", "none"), help="default asha")
+        p.add_argument(
+            "--pruner",
+            choices=("asha", "hyperband", "median", "none"),
+            help="default asha; with any of them but none, a trial no better than always giving the most common "
+            "val class's answer is also stopped, after --prune-after epochs (at least 2)",
+        )
         p.add_argument("--max-epochs", type=positive_int, metavar="N", help="epochs per trial at most (default 10)")
         p.add_argument(
             "--prune-after",

@@ -3,6 +3,8 @@
 Real data (300 of scikit-learn's digits) and a real Keras model, so trials take well under a second.
 Faults are injected per trial number through ``HPSEARCH_TEST_FAULTS`` ("0:nan,1:oom,2:slow"):
 ``nan``   a layer that makes the loss NaN (a real divergence path through Keras)
+``dead``  a layer that zeroes the features: the model can learn only the class frequencies, so it
+          always gives the same answer (a configuration that never learns)
 ``oom``   a Dense layer whose weights need 4 TiB: TensorFlow's own ResourceExhaustedError
 ``error`` an exception in the model builder
 ``slow``  batches that take ``HPSEARCH_TEST_SLOW_SECONDS`` each (default 0.5), for kill/SIGTERM tests
@@ -81,6 +83,8 @@ def build_model(params: Params, spec: DataSpec) -> Any:
         x = keras.layers.Dense(2**20)(keras.layers.Dense(2**20)(x))
     if fault == "nan":
         x = keras.layers.Lambda(lambda t: t * float("nan"))(x)
+    if fault == "dead":
+        x = keras.layers.Lambda(lambda t: t * 0.0)(x)
     outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
     return compile_classifier(keras.Model(inputs, outputs), {**params, "optimizer": "adam"}, spec.num_classes)
 

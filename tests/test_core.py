@@ -272,11 +272,11 @@ def test_a_trials_value_window_is_stored_and_studies_of_older_versions_keep_thei
     stored = {n: optuna.load_study(study_name=n, storage=url).user_attrs[SETTINGS_KEY] for n in "abc"}
     # Version 5 (stop 33) adds ``live_recheck``, stored resolved (the default, or the flag); version 6
     # (stop 35) changes only how a live-recheck study's pick reads its rechecks, version 7 (stop 38)
-    # only when a worker with a deadline enqueues one.
+    # only when a worker with a deadline enqueues one, version 8 (stop 39) only which trials are pruned.
     assert {n: (d["value_window"], d["version"], d["live_recheck"]) for n, d in stored.items()} == {
-        "a": (3, 7, DEFAULT_LIVE_RECHECK),
-        "b": (2, 7, DEFAULT_LIVE_RECHECK),
-        "c": (1, 7, False),
+        "a": (3, 8, DEFAULT_LIVE_RECHECK),
+        "b": (2, 8, DEFAULT_LIVE_RECHECK),
+        "c": (1, 8, False),
     }
     v3 = {k: v for k, v in StudySettings(task="digits").to_attr().items() if k != "value_window"}
     assert StudySettings.from_attr({**v3, "version": 3}).value_window == 1

@@ -179,7 +179,7 @@ def test_live_recheck_enqueues_each_new_lead_once_and_the_pick_waits_for_its_rec
     storage_url: str, study_name: str
 ) -> None:
     study = _study(storage_url, study_name, live=True)
-    assert read_settings(study).live_recheck is True and read_settings(study).version == FORMAT_VERSION == 7
+    assert read_settings(study).live_recheck is True and read_settings(study).version == FORMAT_VERSION == 8
 
     def done(lr: float, curve: list[float], **attrs: object) -> optuna.trial.FrozenTrial:
         _trial(study, lr, curve, **attrs)
