@@ -47,7 +47,9 @@ SETTINGS_KEY = "settings"
 # leads: always); versions 5-6 re-measure every lead.
 # 8 (2026-12-07, stop 39): a trial whose best val accuracy after ``constant_answer_after`` epochs is no
 # better than always answering the validation split's most common class is pruned (``_objective.py``);
-# versions 1-7 leave such a trial to the pruner, which keeps a search's first trial at every rung.
+# versions 1-7 leave such a trial to the pruner, which keeps a search's first trial at every rung. And
+# the search's first complete trial is not re-measured for leading (a baseline still is;
+# ``_recheck.py``).
 # A study keeps the version it was created with: its workers prune it as they always did, and an
 # older hpsearch refuses a newer study rather than prune it its own way.
 FORMAT_VERSION = 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,8 +36,12 @@ def _trial(study: optuna.Study, lr: float, curve: list[float], **attrs: object) 
     )
 
 
-def _study(url: str, name: str, cap: int | None = 10, live: bool | None = None) -> optuna.Study:
+def _study(
+    url: str, name: str, cap: int | None = 10, live: bool | None = None, version: int | None = None
+) -> optuna.Study:
     settings = StudySettings(task="digits", n_trials=cap, baselines=False, live_recheck=live)
+    if version is not None:  # an older settings version's rules
+        settings = dataclasses.replace(settings, version=version)
     study, created = create_study(open_storage(url, create_tables=True), name, settings, url=url)
     assert created
     return study
@@ -178,8 +183,9 @@ def test_run_recheck_with_nothing_to_recheck_still_ends_with_the_summary(tmp_pat
 def test_live_recheck_enqueues_each_new_lead_once_and_the_pick_waits_for_its_recheck(
     storage_url: str, study_name: str
 ) -> None:
-    study = _study(storage_url, study_name, live=True)
-    assert read_settings(study).live_recheck is True and read_settings(study).version == FORMAT_VERSION == 8
+    # Version 7's rules: from version 8 the first complete trial is not re-measured (the test below).
+    study = _study(storage_url, study_name, live=True, version=7)
+    assert read_settings(study).live_recheck is True and read_settings(study).version == 7
 
     def done(lr: float, curve: list[float], **attrs: object) -> optuna.trial.FrozenTrial:
         _trial(study, lr, curve, **attrs)
@@ -222,7 +228,7 @@ def test_live_recheck_enqueues_each_new_lead_once_and_the_pick_waits_for_its_rec
     assert enqueue_live_recheck(study, study.trials[-1]) is None
     # With no slot left in the cap the search is over: nothing is enqueued (a worker would mark it
     # surplus, or it would wait forever).
-    full = _study(storage_url, study_name + "_full", cap=1, live=True)
+    full = _study(storage_url, study_name + "_full", cap=1, live=True, version=7)
     _trial(full, 0.01, [0.90])
     assert enqueue_live_recheck(full, full.trials[-1]) is None and len(full.trials) == 1
 
@@ -276,7 +282,7 @@ def test_live_recheck_needs_time_left_from_version_7(storage_url: str, study_nam
     from datetime import datetime
     from datetime import timedelta
 
-    study = _study(storage_url, study_name, live=True)
+    study = _study(storage_url, study_name, live=True, version=7)
     start = datetime(2026, 12, 7, 12, 0, 0)
 
     def done(lr: float, value: float, seconds: float, **attrs: object) -> optuna.trial.FrozenTrial:
@@ -308,23 +314,51 @@ def test_live_recheck_needs_time_left_from_version_7(storage_url: str, study_nam
     assert enqueue_live_recheck(study, lead, time_left=1.0) == 7
 
 
-def test_a_worker_near_its_deadline_does_not_retrain_a_slow_lead(tmp_path: Path) -> None:
-    """Through the CLI: a worker whose --timeout leaves less than LIVE_HEADROOM trainings of the lead
-    trains no recheck and says why (the first complete trial leads; 3 epochs of digits take seconds,
-    a --timeout of 2 s leaves less than 5 of them)."""
+def test_from_version_8_the_first_complete_trial_is_not_rechecked_for_leading(
+    storage_url: str, study_name: str
+) -> None:
+    """Version 8: the search's first complete trial leads because nothing else has finished; it is
+    not re-measured (a baseline is). A later lead is, under version 7's time rule."""
+    from datetime import datetime
+    from datetime import timedelta
+
+    study = _study(storage_url, study_name, live=True)
+    assert read_settings(study).version == FORMAT_VERSION == 8
+
+    def done(lr: float, value: float, seconds: float = 10.0, **attrs: object) -> optuna.trial.FrozenTrial:
+        _trial(study, lr, [value], **attrs)
+        frozen = study.trials[-1]
+        start = datetime(2026, 12, 7, 12, 0, 0)
+        frozen.datetime_start, frozen.datetime_complete = start, start + timedelta(seconds=seconds)
+        return frozen
+
+    assert enqueue_live_recheck(study, done(0.01, 0.90)) is None  # trial 0: the only complete trial
+    assert enqueue_live_recheck(study, done(0.003, 0.80)) is None  # trial 1: below the lead
+    assert enqueue_live_recheck(study, done(0.002, 0.95)) == 3  # trial 2: a lead among 3
+    lead = done(0.001, 0.97, seconds=100.0)  # trial 4
+    assert enqueue_live_recheck(study, lead, time_left=LIVE_HEADROOM * 100.0 - 1) is None  # version 7's rule
+    assert not [t for t in study.trials if t.user_attrs.get(RECHECK_ATTR) == 0]
+    # A baseline that completes first is re-measured: its recheck lets the pick go back to it.
+    other = _study(storage_url, study_name + "_b", live=True)
+    _trial(other, 0.01, [0.90], baseline=0)
+    assert enqueue_live_recheck(other, other.trials[-1]) == 1
+
+
+def test_a_worker_says_why_it_does_not_retrain_the_first_complete_trial(tmp_path: Path) -> None:
+    """Through the CLI: the first complete trial leads and is not trained again, and the worker says
+    why (version 8)."""
     url = f"sqlite:///{tmp_path / 'x.db'}"
     hpsearch(
-        *("create", "--task", "digits", "--study", "tight", "--max-epochs", "3", "--storage", url),
+        *("create", "--task", "digits", "--study", "first", "--max-epochs", "3", "--storage", url),
         *("--live-recheck", "--no-baseline"),
         cwd=tmp_path,
     )
-    out = hpsearch("worker", "--study", "tight", "--timeout", "2", "--storage", url, cwd=tmp_path)
-    study = optuna.load_study(study_name="tight", storage=url)
+    out = hpsearch("worker", "--study", "first", "--n-trials", "1", "--storage", url, cwd=tmp_path)
+    study = optuna.load_study(study_name="first", storage=url)
     assert read_settings(study).version == FORMAT_VERSION
     assert study.trials and study.trials[0].state.name == "COMPLETE"
     assert not [t for t in study.trials if t.user_attrs.get(RECHECK_ATTR) is not None]
-    assert "trial 0 leads the search; not trained again:" in out.stdout + out.stderr
-    assert f"less than {LIVE_HEADROOM:g} x its" in out.stdout + out.stderr
+    assert "trial 0 leads the search; not trained again: it is the only complete trial yet" in out.stdout + out.stderr
 
 
 def test_a_study_of_an_older_version_reads_as_without_live_recheck() -> None:
