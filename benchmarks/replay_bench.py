@@ -729,6 +729,10 @@ def methods() -> dict[str, Method]:
         with_and_without_baselines(
             f"c:v4-live-h5b-f{f}", vw, live_recheck=True, live_headroom=5.0, live_spare_baselines=True, floor_after=f
         )
+    # Settings version 8: both (the floor after max(2, prune_after) epochs: 2 on the MNIST tables).
+    with_and_without_baselines(
+        "c:v8", vw, live_recheck=True, live_headroom=5.0, live_spare_baselines=True, live_after=1, floor_after=2
+    )
     # 2026-12-06 (stop 27): two knobs aimed at goal 1's time on mnist_mlp: 5 random start-up trials
     # instead of TPE's 10, and ASHA keeping a third at each rung, not a quarter.
     for name, (s, p) in {
