@@ -48,8 +48,7 @@ Without a deadline (a trial cap only) a recheck still needs a free slot in the c
 From settings version 8 (stop 39) the search's first complete trial is not re-measured for leading
 (a baseline still is): it leads because nothing else has finished, and its recheck, one more full
 training, re-measures a configuration compared with nothing yet. Where the budget holds a few
-trainings that training is a large share of the search (replay, stop 39: +0.004 on ``mnist_mlp`` at
-40 s, +0.001 on ``mnist_cnn`` at 100 s, without baselines).
+trainings that training is a large share of the search (BENCHMARKS.md, notes of stop 39).
 """
 
 from __future__ import annotations

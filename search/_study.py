@@ -123,8 +123,8 @@ class StudySettings:
     @property
     def constant_answer_after(self) -> int:
         """From version 8, with a pruner: the epochs after which a trial no better than a constant
-        answer is pruned (the task's ``prune_after``, at least 2: on the replay tables, a configuration
-        at that level after one epoch sometimes learns later, after two none reaches 0.52); else 0."""
+        answer is pruned (the task's ``prune_after``, at least 2: on the replay tables a configuration
+        at that level after one epoch sometimes learns later; BENCHMARKS.md, notes of stop 39); else 0."""
         if self.version < 8 or self.pruner == "none":
             return 0
         return max(2, self.prune_after or 1)
