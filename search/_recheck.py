@@ -53,6 +53,7 @@ trainings that training is a large share of the search (BENCHMARKS.md, notes of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 import json
@@ -145,7 +146,9 @@ def training_seconds(trial: Any) -> float | None:
     return None if start is None or end is None else max((end - start).total_seconds(), 0.0)
 
 
-def enqueue_live_recheck(study: Any, frozen: Any, *, time_left: float | None = None) -> int | None:
+def enqueue_live_recheck(
+    study: Any, frozen: Any, *, time_left: float | None = None, say: Callable[[str], None] | None = None
+) -> int | None:
     """After ``frozen`` completed in a ``live_recheck`` study: when it is the best of the search's own
     COMPLETE trials (rechecks and surplus trials left out; the first of equals stays best) and the
     study's cap leaves a slot, enqueue it once more, unpruned, for the next free worker. Returns the
@@ -153,7 +156,8 @@ def enqueue_live_recheck(study: Any, frozen: Any, *, time_left: float | None = N
     compare against each other's trials. ``time_left``: the seconds before the calling worker's
     deadline (None: no deadline); from settings version 7, a lead whose training took more than
     ``time_left / LIVE_HEADROOM`` is not re-measured unless it is a baseline, and from version 8 nor is
-    the search's first complete trial (module doc)."""
+    the search's first complete trial (module doc). ``say``: where the line that explains such a skip
+    goes (a worker prints it beside its trial lines); None: the ``hpsearch`` logger at INFO."""
     import optuna
 
     from ._claim import is_surplus
@@ -181,25 +185,23 @@ def enqueue_live_recheck(study: Any, frozen: Any, *, time_left: float | None = N
             return None
         took = training_seconds(frozen)
         baseline = frozen.user_attrs.get("baseline") is not None  # spared: module doc
+        skip = None
         if settings.version >= 8 and not baseline and others == 0:
-            _logger.info(
-                "trial %d leads the search; not trained again: it is the only complete trial yet", frozen.number
-            )
-            return None
-        if (
+            skip = "it is the only complete trial yet"
+        elif (
             settings.version >= 7
             and not baseline
             and time_left is not None
             and took is not None
             and time_left < LIVE_HEADROOM * took
         ):
-            _logger.info(
-                "trial %d leads the search; not trained again: %.0f s left, less than %g x its %.0f s",
-                frozen.number,
-                max(time_left, 0.0),
-                LIVE_HEADROOM,
-                took,
-            )
+            skip = f"{max(time_left, 0.0):.0f} s left, less than {LIVE_HEADROOM:g} x its {took:.0f} s"
+        if skip is not None:
+            line = f"trial {frozen.number} leads the search; not trained again: {skip}"
+            if say is None:
+                _logger.info(line)
+            else:
+                say(line)
             return None
         study.enqueue_trial(frozen.params, user_attrs={RECHECK_ATTR: frozen.number, LIVE_ATTR: True})
         waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))

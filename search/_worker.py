@@ -295,10 +295,9 @@ class Worker:
                 from ._recheck import enqueue_live_recheck
 
                 left = None if deadline is None else deadline - time.monotonic()
-                again = enqueue_live_recheck(self.study, frozen, time_left=left)
+                again = enqueue_live_recheck(self.study, frozen, time_left=left, say=self._say)
                 if again is not None:
-                    head = f"[{self.worker_id}] " if self.worker_id else ""
-                    emit(f"{head}trial {frozen.number} leads the search: trial {again} trains it once more", self.out)
+                    self._say(f"trial {frozen.number} leads the search: trial {again} trains it once more")
             if interrupted is not None:
                 break
             if frozen.state.name == "FAIL" and state == optuna.trial.TrialState.FAIL:
@@ -312,6 +311,10 @@ class Worker:
                 failures = 0
             self._sweep()
         return self.ran
+
+    def _say(self, line: str) -> None:
+        """Print one of the worker's own lines (not a trial's), headed by its id as trial lines are."""
+        emit(f"[{self.worker_id}] {line}" if self.worker_id else line, self.out)
 
     def _sweep(self, force: bool = False) -> None:
         from .storage import sweep_stale_trials

@@ -299,10 +299,14 @@ def test_live_recheck_needs_time_left_from_version_7(storage_url: str, study_nam
         frozen.datetime_start, frozen.datetime_complete = start, start + timedelta(seconds=seconds)
         return frozen
 
+    said: list[str] = []
     lead = done(0.01, 0.90, 100.0)  # trained 100 s
-    assert enqueue_live_recheck(study, lead, time_left=LIVE_HEADROOM * 100.0 - 1) is None  # too little time
+    left = LIVE_HEADROOM * 100.0 - 1  # too little time
+    assert enqueue_live_recheck(study, lead, time_left=left, say=said.append) is None
+    assert said == [f"trial 0 leads the search; not trained again: {left:.0f} s left, less than 5 x its 100 s"]
     assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
-    assert enqueue_live_recheck(study, lead, time_left=LIVE_HEADROOM * 100.0) == 1  # just enough
+    assert enqueue_live_recheck(study, lead, time_left=LIVE_HEADROOM * 100.0, say=said.append) == 1  # just enough
+    assert len(said) == 1  # nothing said for a lead that is re-measured
     lead = done(0.003, 0.95, 100.0)  # trial 2, a new lead
     assert enqueue_live_recheck(study, lead, time_left=None) == 3  # no deadline: re-measured
     lead = done(0.03, 0.97, 100.0, baseline=0)  # trial 4: a baseline leads
@@ -332,8 +336,11 @@ def test_from_version_8_the_first_complete_trial_is_not_rechecked_for_leading(
         frozen.datetime_start, frozen.datetime_complete = start, start + timedelta(seconds=seconds)
         return frozen
 
-    assert enqueue_live_recheck(study, done(0.01, 0.90)) is None  # trial 0: the only complete trial
-    assert enqueue_live_recheck(study, done(0.003, 0.80)) is None  # trial 1: below the lead
+    said: list[str] = []
+    assert enqueue_live_recheck(study, done(0.01, 0.90), say=said.append) is None  # trial 0: the only one
+    assert said == ["trial 0 leads the search; not trained again: it is the only complete trial yet"]
+    assert enqueue_live_recheck(study, done(0.003, 0.80), say=said.append) is None  # trial 1: below the lead
+    assert len(said) == 1  # a trial that does not lead is not mentioned
     assert enqueue_live_recheck(study, done(0.002, 0.95)) == 3  # trial 2: a lead among 3
     lead = done(0.001, 0.97, seconds=100.0)  # trial 4
     assert enqueue_live_recheck(study, lead, time_left=LIVE_HEADROOM * 100.0 - 1) is None  # version 7's rule
@@ -350,15 +357,24 @@ def test_a_worker_says_why_it_does_not_retrain_the_first_complete_trial(tmp_path
     url = f"sqlite:///{tmp_path / 'x.db'}"
     hpsearch(
         *("create", "--task", "digits", "--study", "first", "--max-epochs", "3", "--storage", url),
-        *("--live-recheck", "--no-baseline"),
+        # No pruner: a drawn configuration that cannot learn is then not stopped by the floor, so
+        # trial 0 completes whatever it draws; one worker index draws the same trial 0 every run.
+        *("--live-recheck", "--no-baseline", "--pruner", "none"),
         cwd=tmp_path,
     )
-    out = hpsearch("worker", "--study", "first", "--n-trials", "1", "--storage", url, cwd=tmp_path)
+    out = hpsearch(
+        *("worker", "--study", "first", "--n-trials", "1", "--worker-index", "0", "--storage", url), cwd=tmp_path
+    )
     study = optuna.load_study(study_name="first", storage=url)
     assert read_settings(study).version == FORMAT_VERSION
     assert study.trials and study.trials[0].state.name == "COMPLETE"
     assert not [t for t in study.trials if t.user_attrs.get(RECHECK_ATTR) is not None]
-    assert "trial 0 leads the search; not trained again: it is the only complete trial yet" in out.stdout + out.stderr
+    # On stdout as a line of its own after trial 0's line, as the worker's other lines are; not a log record.
+    lines = out.stdout.splitlines()
+    said = "trial 0 leads the search; not trained again: it is the only complete trial yet"
+    assert said in lines, out.stdout
+    assert lines[lines.index(said) - 1].startswith("trial 0 "), out.stdout
+    assert "not trained again" not in out.stderr
 
 
 def test_a_study_of_an_older_version_reads_as_without_live_recheck() -> None:
